@@ -1,0 +1,674 @@
+/* field.c - field schema, batch validation and the mutations of a field. */
+#include "field.h"
+
+#include "kdtree.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "error.h"
+#include "morton.h"
+#include "region.h"
+
+#define MAX_BATCH (1u << 26)
+
+/* ---------------------------------------------------------------- schema */
+
+static const char *const builtin_names[LM_COL_USER] = {
+    "x", "y", "z", "dx", "dy", "dz", "r", "g", "b", "intensity", "t"};
+
+const char *lm_column_name(int column, const struct lm_field_opts *opts)
+{
+    if (column >= 0 && column < LM_COL_USER)
+        return builtin_names[column];
+    if (opts && column >= LM_COL_USER && (uint32_t)(column - LM_COL_USER) < opts->n_user_columns)
+        return opts->user_columns[column - LM_COL_USER].name;
+    return NULL;
+}
+
+int lm_column_find(const char *name, const struct lm_field_opts *opts)
+{
+    for (int c = 0; c < LM_COL_USER; c++)
+        if (!strcasecmp(name, builtin_names[c]))
+            return c;
+    for (uint32_t u = 0; opts && u < opts->n_user_columns; u++)
+        if (!strcasecmp(name, opts->user_columns[u].name))
+            return LM_COL_USER + (int)u;
+    return LM_ENOCOLUMN;
+}
+
+static bool valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > LM_NAME_MAX || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (!(isalnum((unsigned char)s[i]) || s[i] == '_'))
+            return false;
+    return true;
+}
+
+int lm__field_validate(const char *name, const struct lm_field_opts *opts,
+                       struct lm_field_opts *norm, struct lm_error *err)
+{
+    if (!name || !valid_name(name))
+        return lm__fail(err, LM_EBADARG,
+                        "field name '%s' is invalid: use 1-%d characters [A-Za-z_][A-Za-z0-9_]*",
+                        name ? name : "(null)", LM_NAME_MAX);
+    if (!opts)
+        return lm__fail(err, LM_EBADARG, "field '%s': options are required (voxel size)", name);
+    *norm = *opts;
+    if (!isfinite(opts->voxel_size) || opts->voxel_size <= 0.0f)
+        return lm__fail(err, LM_EBADARG, "field '%s': voxel size %g must be a finite number > 0",
+                        name, (double)opts->voxel_size);
+    if (!norm->chunk_edge)
+        norm->chunk_edge = 32;
+    uint32_t e = norm->chunk_edge;
+    if (e < 4 || e > 256 || (e & (e - 1)))
+        return lm__fail(err, LM_EBADARG,
+                        "field '%s': chunk edge %u must be a power of two in [4, 256]", name, e);
+    if (opts->n_user_columns > LM_MAX_USER_COLUMNS)
+        return lm__fail(err, LM_EBADARG, "field '%s': %u user columns, at most %d", name,
+                        opts->n_user_columns, LM_MAX_USER_COLUMNS);
+    for (uint32_t u = 0; u < opts->n_user_columns; u++) {
+        const struct lm_column_def *c = &opts->user_columns[u];
+        if (!memchr(c->name, 0, sizeof c->name) || !valid_name(c->name))
+            return lm__fail(err, LM_EBADARG, "field '%s': user column %u has an invalid name",
+                            name, u);
+        if (c->type != LM_TYPE_F32 && c->type != LM_TYPE_I32 && c->type != LM_TYPE_U8)
+            return lm__fail(err, LM_EBADARG, "field '%s': column '%s' has unknown type %d",
+                            name, c->name, (int)c->type);
+        struct lm_field_opts before = *opts;
+        before.n_user_columns = u;
+        if (lm_column_find(c->name, &before) >= 0)
+            return lm__fail(err, LM_EBADARG,
+                            "field '%s': column name '%s' is used twice or is built in", name,
+                            c->name);
+    }
+    for (uint32_t u = opts->n_user_columns; u < LM_MAX_USER_COLUMNS; u++)
+        memset(&norm->user_columns[u], 0, sizeof norm->user_columns[u]);
+    return 0;
+}
+
+int lm__field_new(const char *name, const struct lm_field_opts *opts, struct lm_field **out,
+                  struct lm_error *err)
+{
+    struct lm_field_opts norm;
+    int rc = lm__field_validate(name, opts, &norm, err);
+    if (rc)
+        return rc;
+    struct lm_field *f = lm_calloc(1, sizeof *f);
+    if (!f)
+        return lm__fail(err, -ENOMEM, "out of memory creating field '%s'", name);
+    snprintf(f->name, sizeof f->name, "%s", name);
+    f->opts = norm;
+    f->schema.voxel_size = norm.voxel_size;
+    f->schema.inv_voxel = 1.0 / (double)norm.voxel_size;
+    f->schema.edge = norm.chunk_edge;
+    f->schema.log2_edge = (uint32_t)__builtin_ctz(norm.chunk_edge);
+    f->schema.n_user = norm.n_user_columns;
+    for (uint32_t u = 0; u < norm.n_user_columns; u++)
+        f->schema.user_type[u] = norm.user_columns[u].type;
+    lm__octree_init(&f->tree);
+    *out = f;
+    return 0;
+}
+
+static void free_leaves(struct lm__onode *n, const struct lm_schema *s)
+{
+    if (!n)
+        return;
+    if (n->chunk)
+        lm__chunk_free(n->chunk, s);
+    for (int i = 0; i < 8; i++)
+        free_leaves(n->child[i], s);
+}
+
+void lm__field_free(struct lm_field *f)
+{
+    if (!f)
+        return;
+    free_leaves(f->tree.root, &f->schema);
+    lm__octree_destroy(&f->tree);
+    lm_free(f);
+}
+
+/* ---------------------------------------------------------------- validation */
+
+int lm__field_check_batch(const struct lm_field *f, const struct lm_batch *b,
+                          struct lm_error *err)
+{
+    if (b->n > MAX_BATCH)
+        return lm__fail(err, LM_ELIMIT, "batch of %zu samples exceeds the limit of %u", b->n,
+                        MAX_BATCH);
+    if (!b->x || !b->y || !b->z)
+        return lm__fail(err, LM_ESCHEMA, "batch lacks position column %s",
+                        !b->x ? "x" : !b->y ? "y" : "z");
+    int ndir = !!b->dx + !!b->dy + !!b->dz, ncol = !!b->r + !!b->g + !!b->b;
+    if (ndir != 0 && ndir != 3)
+        return lm__fail(err, LM_ESCHEMA, "batch gives %d of the 3 direction columns", ndir);
+    if (ncol != 0 && ncol != 3)
+        return lm__fail(err, LM_ESCHEMA, "batch gives %d of the 3 colour columns", ncol);
+    if (b->n_user != 0 && b->n_user != f->schema.n_user)
+        return lm__fail(err, LM_ESCHEMA, "batch has %u user columns, field '%s' has %u",
+                        b->n_user, f->name, f->schema.n_user);
+    /* Chunk coordinates must fit in int32: |p / voxel| < 2^(31 + log2 edge). */
+    double limit = ldexp(1.0, 31 + (int)f->schema.log2_edge) - 1.0;
+    for (size_t i = 0; i < b->n; i++) {
+        const float p[3] = {b->x[i], b->y[i], b->z[i]};
+        for (int a = 0; a < 3; a++) {
+            if (!isfinite(p[a]))
+                return lm__fail(err, LM_EBADVALUE, "sample %zu: %c = %g is not a finite number",
+                                i, "xyz"[a], (double)p[a]);
+            if (fabs((double)p[a] * f->schema.inv_voxel) >= limit)
+                return lm__fail(err, LM_EBADVALUE,
+                                "sample %zu: %c = %g is outside the addressable grid", i,
+                                "xyz"[a], (double)p[a]);
+        }
+        if (ndir) {
+            const float d[3] = {b->dx[i], b->dy[i], b->dz[i]};
+            double len = sqrt((double)d[0] * d[0] + (double)d[1] * d[1] + (double)d[2] * d[2]);
+            if (!isfinite(len) || fabs(len - 1.0) > 1e-3)
+                return lm__fail(err, LM_EBADVALUE,
+                                "sample %zu: direction (%g, %g, %g) has length %g, not 1", i,
+                                (double)d[0], (double)d[1], (double)d[2], len);
+        }
+        if (ncol) {
+            const float c[3] = {b->r[i], b->g[i], b->b[i]};
+            for (int k = 0; k < 3; k++)
+                if (!(c[k] >= 0.0f && c[k] <= 1.0f))
+                    return lm__fail(err, LM_EBADVALUE,
+                                    "sample %zu: colour %c = %g is outside [0, 1]", i, "rgb"[k],
+                                    (double)c[k]);
+        }
+        if (b->intensity && !(isfinite(b->intensity[i]) && b->intensity[i] >= 0.0f))
+            return lm__fail(err, LM_EBADVALUE,
+                            "sample %zu: intensity = %g must be a finite number >= 0", i,
+                            (double)b->intensity[i]);
+        for (uint32_t u = 0; u < b->n_user; u++)
+            if (b->user[u] && f->schema.user_type[u] == LM_TYPE_F32 &&
+                !isfinite(((const float *)b->user[u])[i]))
+                return lm__fail(err, LM_EBADVALUE, "sample %zu: %s = %g is not a finite number",
+                                i, f->opts.user_columns[u].name,
+                                (double)((const float *)b->user[u])[i]);
+    }
+    return 0;
+}
+
+int lm__field_check_selection(const struct lm_field *f, const struct lm_selection *sel,
+                              struct lm_error *err)
+{
+    if (!sel)
+        return 0;
+    int rc = lm__region_validate(&sel->region, err);
+    if (rc)
+        return rc;
+    if (sel->n_filters > LM_MAX_FILTERS)
+        return lm__fail(err, LM_EBADARG, "%u filters, at most %d", sel->n_filters,
+                        LM_MAX_FILTERS);
+    for (uint32_t i = 0; i < sel->n_filters; i++) {
+        const struct lm_filter *flt = &sel->filters[i];
+        if (!lm_column_name(flt->column, &f->opts))
+            return lm__fail(err, LM_ENOCOLUMN, "filter %u: field '%s' has no column %d", i,
+                            f->name, flt->column);
+        if (flt->cmp < LM_CMP_LT || flt->cmp > LM_CMP_BETWEEN)
+            return lm__fail(err, LM_EBADARG, "filter %u: unknown comparison %d", i,
+                            (int)flt->cmp);
+        if (isnan(flt->a) || (flt->cmp == LM_CMP_BETWEEN && isnan(flt->b)))
+            return lm__fail(err, LM_EBADARG, "filter %u on %s: NaN is not comparable", i,
+                            lm_column_name(flt->column, &f->opts));
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- selection */
+
+static bool compare(double v, const struct lm_filter *flt)
+{
+    switch (flt->cmp) {
+    case LM_CMP_LT: return v < flt->a;
+    case LM_CMP_LE: return v <= flt->a;
+    case LM_CMP_GT: return v > flt->a;
+    case LM_CMP_GE: return v >= flt->a;
+    case LM_CMP_EQ: return v == flt->a;
+    case LM_CMP_NE: return v != flt->a;
+    case LM_CMP_BETWEEN: return v >= flt->a && v <= flt->b;
+    }
+    return false;
+}
+
+bool lm__row_passes_filters(const struct lm_chunk *c, const struct lm_schema *s,
+                            const struct lm_selection *sel, uint32_t i)
+{
+    for (uint32_t k = 0; k < sel->n_filters; k++)
+        if (!compare(lm__chunk_value(c, s, sel->filters[k].column, i), &sel->filters[k]))
+            return false;
+    return true;
+}
+
+struct range_sink {
+    const struct lm_chunk *c;
+    const struct lm_schema *s;
+    const struct lm_selection *sel;
+    uint32_t *out;
+    uint32_t n;
+};
+
+static int take_run(void *ctx, uint32_t begin, uint32_t end)
+{
+    struct range_sink *k = ctx;
+    for (uint32_t i = begin; i < end; i++)
+        if (!k->sel->n_filters || lm__row_passes_filters(k->c, k->s, k->sel, i))
+            k->out[k->n++] = i;
+    return 0;
+}
+
+uint32_t lm__chunk_select(const struct lm_chunk *c, const struct lm_schema *s,
+                          const struct lm_selection *sel, int overlap, uint32_t *out)
+{
+    static const struct lm_selection everything = {.region = {.kind = LM_REGION_ALL}};
+    if (!sel)
+        sel = &everything;
+    struct range_sink k = {c, s, sel, out, 0};
+    const struct lm_region *r = &sel->region;
+    uint32_t scan_from = 0;
+    if (overlap == LM__PARTIAL && c->kd) {
+        /* The kd-tree prunes the sorted rows; its runs come in ascending order and
+         * use the same float expressions as lm__region_contains. */
+        if (r->kind == LM_REGION_BOX)
+            lm_kdtree_box(c->kd, c->x, c->y, c->z, r->min, r->max, take_run, &k);
+        else if (r->kind == LM_REGION_SPHERE)
+            lm_kdtree_sphere(c->kd, c->x, c->y, c->z, r->center, r->radius, take_run, &k);
+        else
+            lm_kdtree_frustum(c->kd, c->x, c->y, c->z, r->planes, take_run, &k);
+        scan_from = c->n_sorted;
+    }
+    for (uint32_t i = scan_from; i < c->n; i++) {
+        if (overlap != LM__INSIDE && !lm__region_contains(r, c->x[i], c->y[i], c->z[i]))
+            continue;
+        if (sel->n_filters && !lm__row_passes_filters(c, s, sel, i))
+            continue;
+        out[k.n++] = i;
+    }
+    return k.n;
+}
+
+static int walk_node(struct lm__onode *n, const struct lm_region *region, int parent_overlap,
+                     lm__leaf_fn fn, void *ctx)
+{
+    int ov = parent_overlap == LM__INSIDE
+                 ? LM__INSIDE
+                 : (int)lm__region_classify(region, n->bmin, n->bmax);
+    if (ov == LM__OUTSIDE || !n->count)
+        return 0;
+    if (n->chunk)
+        return fn(n, ov, ctx);
+    for (int i = 0; i < 8; i++) {
+        if (!n->child[i])
+            continue;
+        int rc = walk_node(n->child[i], region, ov, fn, ctx);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int lm__field_walk(const struct lm_field *f, const struct lm_region *region,
+                   lm__leaf_fn fn, void *ctx)
+{
+    static const struct lm_region all = {.kind = LM_REGION_ALL};
+    if (!f->tree.root)
+        return 0;
+    return walk_node(f->tree.root, region ? region : &all, LM__PARTIAL, fn, ctx);
+}
+
+/* ---------------------------------------------------------------- insert */
+
+struct group_map {
+    int32_t *coord; /* 3 per slot */
+    uint32_t *group; /* slot -> group + 1, 0 = empty */
+    uint32_t cap;
+};
+
+static uint32_t coord_hash(const int32_t c[3], uint32_t cap)
+{
+    uint64_t h = (uint64_t)(uint32_t)c[0] * 0x9e3779b97f4a7c15ull ^
+                 (uint64_t)(uint32_t)c[1] * 0xc2b2ae3d27d4eb4full ^
+                 (uint64_t)(uint32_t)c[2] * 0x165667b19e3779f9ull;
+    return (uint32_t)((h ^ h >> 31) & (cap - 1));
+}
+
+int lm__field_insert(struct lm_field *f, const struct lm_batch *b, uint64_t lsn,
+                     struct lm_error *err)
+{
+    const struct lm_schema *s = &f->schema;
+    uint32_t n = (uint32_t)b->n;
+    if (!n)
+        return 0;
+    int rc = -ENOMEM;
+    float *dir = NULL;
+    int32_t *row_chunk = lm_alloc((size_t)n * 3 * sizeof *row_chunk);
+    uint32_t *row_group = lm_alloc((size_t)n * sizeof *row_group);
+    uint32_t *order = lm_alloc((size_t)n * sizeof *order);
+    struct group_map gm = {0};
+    gm.cap = 16;
+    while (gm.cap < 2u * n)
+        gm.cap <<= 1;
+    gm.coord = lm_alloc((size_t)gm.cap * 3 * sizeof *gm.coord);
+    gm.group = lm_calloc(gm.cap, sizeof *gm.group);
+    /* per group: first offset into order, count, chunk, created-here flag */
+    uint32_t *g_start = lm_calloc((size_t)n + 1, sizeof *g_start);
+    struct lm__onode **g_leaf = lm_calloc(n, sizeof *g_leaf);
+    bool *g_new = lm_calloc(n, sizeof *g_new);
+    uint32_t n_groups = 0;
+    if (!row_chunk || !row_group || !order || !gm.coord || !gm.group || !g_start || !g_leaf ||
+        !g_new)
+        goto out;
+    if (b->dx) {
+        dir = lm_alloc((size_t)n * 3 * sizeof *dir);
+        if (!dir)
+            goto out;
+        for (uint32_t i = 0; i < n; i++) {
+            double d[3] = {b->dx[i], b->dy[i], b->dz[i]};
+            double l = sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]);
+            for (int a = 0; a < 3; a++)
+                dir[3 * i + a] = (float)(d[a] / l);
+        }
+    }
+    /* Group rows by chunk with a small hash map, then counting-sort them. */
+    for (uint32_t i = 0; i < n; i++) {
+        int32_t *cc = &row_chunk[3 * i];
+        cc[0] = lm_chunk_of(lm_voxel_of(b->x[i], s->inv_voxel), s->log2_edge);
+        cc[1] = lm_chunk_of(lm_voxel_of(b->y[i], s->inv_voxel), s->log2_edge);
+        cc[2] = lm_chunk_of(lm_voxel_of(b->z[i], s->inv_voxel), s->log2_edge);
+        uint32_t h = coord_hash(cc, gm.cap);
+        while (gm.group[h] && memcmp(&gm.coord[3 * h], cc, 3 * sizeof *cc))
+            h = (h + 1) & (gm.cap - 1);
+        if (!gm.group[h]) {
+            memcpy(&gm.coord[3 * h], cc, 3 * sizeof *cc);
+            gm.group[h] = ++n_groups;
+        }
+        row_group[i] = gm.group[h] - 1;
+        g_start[row_group[i] + 1]++;
+    }
+    for (uint32_t g = 0; g < n_groups; g++)
+        g_start[g + 1] += g_start[g];
+    {
+        uint32_t *fill = lm_alloc((size_t)(n_groups ? n_groups : 1) * sizeof *fill);
+        if (!fill)
+            goto out;
+        memcpy(fill, g_start, n_groups * sizeof *fill);
+        for (uint32_t i = 0; i < n; i++)
+            order[fill[row_group[i]]++] = i;
+        lm_free(fill);
+    }
+    /* Phase 1: find or create every chunk and reserve room; nothing visible changes. */
+    for (uint32_t g = 0; g < n_groups; g++) {
+        const int32_t *cc = &row_chunk[3 * order[g_start[g]]];
+        struct lm__onode *leaf = lm__octree_find(&f->tree, cc);
+        if (!leaf) {
+            struct lm_chunk *c = lm__chunk_new(cc);
+            if (!c || lm__octree_add(&f->tree, c, &leaf)) {
+                lm__chunk_free(c, s);
+                goto rollback;
+            }
+            g_new[g] = true;
+        }
+        g_leaf[g] = leaf;
+        if (lm__chunk_reserve(leaf->chunk, s, g_start[g + 1] - g_start[g]))
+            goto rollback;
+    }
+    /* Phase 2: append (cannot fail), then tidy. */
+    for (uint32_t g = 0; g < n_groups; g++) {
+        struct lm_chunk *c = g_leaf[g]->chunk;
+        lm__chunk_append(c, s, b, dir, &order[g_start[g]], g_start[g + 1] - g_start[g]);
+        c->lsn = lsn;
+        lm__chunk_compact(c, s, false); /* best effort: a tail is valid */
+        lm__octree_refresh(&f->tree, g_leaf[g]);
+    }
+    f->n_samples += n;
+    f->lsn = lsn;
+    rc = 0;
+    goto out;
+rollback:
+    for (uint32_t g = 0; g < n_groups; g++) {
+        if (g_new[g] && g_leaf[g]) {
+            struct lm_chunk *c = g_leaf[g]->chunk;
+            lm__octree_remove(&f->tree, g_leaf[g]);
+            lm__chunk_free(c, s);
+        }
+    }
+    rc = -ENOMEM;
+out:
+    if (rc == -ENOMEM)
+        lm__fail(err, rc, "out of memory inserting %u samples into '%s'", n, f->name);
+    lm_free(dir);
+    lm_free(row_chunk);
+    lm_free(row_group);
+    lm_free(order);
+    lm_free(gm.coord);
+    lm_free(gm.group);
+    lm_free(g_start);
+    lm_free(g_leaf);
+    lm_free(g_new);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- delete, update */
+
+struct leaf_list {
+    struct lm__onode **v;
+    uint32_t n, cap;
+    int *overlap;
+};
+
+static int collect_leaf(struct lm__onode *leaf, int overlap, void *ctx)
+{
+    struct leaf_list *l = ctx;
+    if (l->n == l->cap) {
+        uint32_t cap = l->cap ? l->cap * 2 : 64;
+        struct lm__onode **v = lm_realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        l->v = v;
+        int *o = lm_realloc(l->overlap, cap * sizeof *o);
+        if (!o)
+            return -ENOMEM;
+        l->overlap = o;
+        l->cap = cap;
+    }
+    l->v[l->n] = leaf;
+    l->overlap[l->n++] = overlap;
+    return 0;
+}
+
+/* Leaves that may hold rows of the selection, collected before any change (a walk
+ * must not run while leaves are being removed). */
+static int collect(const struct lm_field *f, const struct lm_selection *sel,
+                   struct leaf_list *l)
+{
+    memset(l, 0, sizeof *l);
+    int rc = lm__field_walk(f, sel ? &sel->region : NULL, collect_leaf, l);
+    if (rc) {
+        lm_free(l->v);
+        lm_free(l->overlap);
+    }
+    return rc;
+}
+
+int lm__field_delete(struct lm_field *f, const struct lm_selection *sel, uint64_t lsn,
+                     uint64_t *n_deleted, struct lm_error *err)
+{
+    const struct lm_schema *s = &f->schema;
+    struct leaf_list l;
+    uint64_t total = 0;
+    int rc = collect(f, sel, &l);
+    if (rc)
+        return lm__fail(err, rc, "out of memory planning delete on '%s'", f->name);
+    for (uint32_t k = 0; k < l.n && !rc; k++) {
+        struct lm_chunk *c = l.v[k]->chunk;
+        uint32_t *idx = lm_alloc((size_t)c->n * sizeof *idx);
+        bool *keep = lm_alloc((size_t)c->n * sizeof *keep);
+        if (!idx || !keep) {
+            rc = -ENOMEM;
+        } else {
+            uint32_t m = lm__chunk_select(c, s, sel, l.overlap[k], idx);
+            if (m == c->n) {
+                total += m;
+                lm__octree_remove(&f->tree, l.v[k]);
+                lm__chunk_free(c, s);
+            } else if (m) {
+                memset(keep, 1, (size_t)c->n * sizeof *keep);
+                for (uint32_t i = 0; i < m; i++)
+                    keep[idx[i]] = false;
+                rc = lm__chunk_retain(c, s, keep);
+                if (!rc) {
+                    total += m;
+                    c->lsn = lsn;
+                    lm__octree_refresh(&f->tree, l.v[k]);
+                }
+            }
+        }
+        lm_free(idx);
+        lm_free(keep);
+    }
+    lm_free(l.v);
+    lm_free(l.overlap);
+    f->n_samples -= total;
+    if (total)
+        f->lsn = lsn;
+    if (rc)
+        return lm__fail(err, rc, "out of memory deleting from '%s' after %llu rows", f->name,
+                        (unsigned long long)total);
+    if (n_deleted)
+        *n_deleted = total;
+    return 0;
+}
+
+int lm__field_update(struct lm_field *f, const struct lm_selection *sel, int column,
+                     double value, uint64_t lsn, uint64_t *n_updated, struct lm_error *err)
+{
+    const struct lm_schema *s = &f->schema;
+    const char *cname = lm_column_name(column, &f->opts);
+    if (!cname)
+        return lm__fail(err, LM_ENOCOLUMN, "field '%s' has no column %d", f->name, column);
+    if (column <= LM_COL_DZ)
+        return lm__fail(err, LM_EBADARG,
+                        "column '%s' cannot be updated in place: delete and insert the samples",
+                        cname);
+    bool colour = column >= LM_COL_R && column <= LM_COL_B;
+    if (!isfinite(value) || (colour && (value < 0 || value > 1)) ||
+        (column == LM_COL_INTENSITY && value < 0))
+        return lm__fail(err, LM_EBADVALUE, "value %g is not valid for column '%s'", value,
+                        cname);
+    enum lm_type ut = column >= LM_COL_USER ? s->user_type[column - LM_COL_USER] : LM_TYPE_F32;
+    if (column >= LM_COL_USER && ut != LM_TYPE_F32 &&
+        (value != floor(value) || value < (ut == LM_TYPE_U8 ? 0 : INT32_MIN) ||
+         value > (ut == LM_TYPE_U8 ? 255 : INT32_MAX)))
+        return lm__fail(err, LM_EBADVALUE, "value %g does not fit column '%s'", value, cname);
+    if (column == LM_COL_T && (value != floor(value) || fabs(value) > 9.2e18))
+        return lm__fail(err, LM_EBADVALUE, "time %g must be an integer number of microseconds",
+                        value);
+    struct leaf_list l;
+    uint64_t total = 0;
+    int rc = collect(f, sel, &l);
+    if (rc)
+        return lm__fail(err, rc, "out of memory planning update on '%s'", f->name);
+    for (uint32_t k = 0; k < l.n && !rc; k++) {
+        struct lm_chunk *c = l.v[k]->chunk;
+        uint32_t *idx = lm_alloc((size_t)c->n * sizeof *idx);
+        if (!idx) {
+            rc = -ENOMEM;
+            break;
+        }
+        uint32_t m = lm__chunk_select(c, s, sel, l.overlap[k], idx);
+        for (uint32_t j = 0; j < m; j++) {
+            uint32_t i = idx[j];
+            switch (column) {
+            case LM_COL_R: c->r[i] = (uint8_t)lrint(value * 255.0); break;
+            case LM_COL_G: c->g[i] = (uint8_t)lrint(value * 255.0); break;
+            case LM_COL_B: c->b[i] = (uint8_t)lrint(value * 255.0); break;
+            case LM_COL_INTENSITY: c->intensity[i] = (float)value; break;
+            case LM_COL_T: c->t[i] = (int64_t)value; break;
+            default: {
+                uint32_t u = (uint32_t)(column - LM_COL_USER);
+                if (ut == LM_TYPE_F32)
+                    ((float *)c->user[u])[i] = (float)value;
+                else if (ut == LM_TYPE_I32)
+                    ((int32_t *)c->user[u])[i] = (int32_t)value;
+                else
+                    ((uint8_t *)c->user[u])[i] = (uint8_t)value;
+            }
+            }
+        }
+        lm_free(idx);
+        if (m) {
+            total += m;
+            c->lsn = lsn;
+            if (colour || column == LM_COL_INTENSITY)
+                rc = lm__chunk_recompute(c, s);
+            lm__octree_refresh(&f->tree, l.v[k]);
+        }
+    }
+    lm_free(l.v);
+    lm_free(l.overlap);
+    if (total)
+        f->lsn = lsn;
+    if (rc)
+        return lm__fail(err, rc, "out of memory updating '%s'", f->name);
+    if (n_updated)
+        *n_updated = total;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- misc */
+
+static int compact_leaf(struct lm__onode *leaf, int overlap, void *ctx)
+{
+    (void)overlap;
+    const struct lm_field *f = ctx;
+    return lm__chunk_compact(leaf->chunk, &f->schema, true);
+}
+
+int lm__field_compact(struct lm_field *f)
+{
+    return lm__field_walk(f, NULL, compact_leaf, f);
+}
+
+struct info_acc {
+    const struct lm_schema *s;
+    uint64_t voxels, bytes;
+};
+
+static int info_leaf(struct lm__onode *leaf, int overlap, void *ctx)
+{
+    (void)overlap;
+    struct info_acc *a = ctx;
+    a->voxels += leaf->chunk->vox_n;
+    a->bytes += lm__chunk_memory(leaf->chunk, a->s);
+    return 0;
+}
+
+void lm__field_info(const struct lm_field *f, struct lm_field_info *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", f->name);
+    out->opts = f->opts;
+    out->n_samples = f->n_samples;
+    out->n_chunks = f->tree.n_chunks;
+    out->lsn = f->lsn;
+    struct info_acc a = {&f->schema, 0, sizeof *f};
+    lm__field_walk(f, NULL, info_leaf, &a);
+    out->n_voxels = a.voxels;
+    out->memory_bytes = a.bytes + (uint64_t)f->tree.map_cap * sizeof(void *) +
+                        (uint64_t)f->tree.n_chunks * 2 * sizeof(struct lm__onode);
+    if (f->tree.root && f->tree.root->count) {
+        memcpy(out->bounds_min, f->tree.root->bmin, sizeof out->bounds_min);
+        memcpy(out->bounds_max, f->tree.root->bmax, sizeof out->bounds_max);
+    }
+}
