@@ -89,12 +89,9 @@ static uint32_t vox_cap_for(uint32_t n)
     return cap;
 }
 
-/* Re-hashes into a table for `want` voxels. */
-static int vox_resize(struct lm_chunk *c, uint32_t want)
+/* Re-hashes into a table of `cap` slots. */
+static int vox_rehash(struct lm_chunk *c, uint32_t cap)
 {
-    uint32_t cap = vox_cap_for(want);
-    if (cap <= c->vox_cap)
-        return 0;
     struct lm__voxel_agg *tab = lm_calloc(cap, sizeof *tab);
     if (!tab)
         return -ENOMEM;
@@ -105,6 +102,22 @@ static int vox_resize(struct lm_chunk *c, uint32_t want)
     c->vox = tab;
     c->vox_cap = cap;
     return 0;
+}
+
+/* Grows the table to hold `want` voxels. */
+static int vox_resize(struct lm_chunk *c, uint32_t want)
+{
+    uint32_t cap = vox_cap_for(want);
+    return cap <= c->vox_cap ? 0 : vox_rehash(c, cap);
+}
+
+/* Inserts reserve room for the worst case (every row a new voxel); give back what was
+ * not used. Best effort: a larger table is still correct. */
+static void vox_fit(struct lm_chunk *c)
+{
+    uint32_t cap = vox_cap_for(c->vox_n);
+    if (cap < c->vox_cap)
+        vox_rehash(c, cap);
 }
 
 /* Adds row i to its voxel; the table has room (reserved). */
@@ -293,6 +306,7 @@ void lm__chunk_append(struct lm_chunk *c, const struct lm_schema *s,
         vox_add_row(c, s, i);
         bounds_add(c, i);
     }
+    vox_fit(c);
 }
 
 /* Stable LSD radix sort of (code, index) pairs by code, 16 bits a pass; passes whose
