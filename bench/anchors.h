@@ -8,6 +8,34 @@
 extern "C" {
 #endif
 /* Declarations are added by each anchor shim's author below. */
+
+/* ---- nanoflann (anchor_nanoflann.cpp): KDTreeSingleIndexAdaptor, L2_Simple, 3D. */
+typedef struct anchor_nanoflann anchor_nanoflann;
+/* Builds an index over n points with leaves of at most leaf_size (nanoflann's default
+ * is 10). interleave == 0: reads x/y/z in place (they must outlive the index);
+ * otherwise copies them as xyz triples. NULL on failure. */
+anchor_nanoflann *anchor_nanoflann_build(const float *x, const float *y, const float *z,
+                                         size_t n, size_t leaf_size, int interleave);
+/* The k nearest of q: fills idx[] and squared distances d2[] nearest first; returns
+ * how many (fewer than k when n < k). */
+size_t anchor_nanoflann_knn(const anchor_nanoflann *a, const float q[3], size_t k,
+                            uint32_t *idx, float *d2);
+/* Bytes of the index (nodes, index permutation, interleaved copy if any). */
+size_t anchor_nanoflann_memory_bytes(const anchor_nanoflann *a);
+void anchor_nanoflann_free(anchor_nanoflann *a); /* NULL is a no-op */
+
+/* ---- OpenVDB (anchor_openvdb.cpp): a FloatGrid, background 0. Calls
+ * openvdb::initialize() once. */
+typedef struct anchor_openvdb anchor_openvdb;
+/* Builds a grid setting voxel (ijk[3i], ijk[3i+1], ijk[3i+2]) to values[i] for i < n,
+ * through a ValueAccessor in the given order. NULL on failure. */
+anchor_openvdb *anchor_openvdb_build(const int32_t *ijk, const float *values, size_t n);
+/* Reads the n voxels ijk[3i..3i+2] in the given order through one ValueAccessor and
+ * returns the sum of their values (unset voxels read 0). */
+double anchor_openvdb_read_sum(const anchor_openvdb *a, const int32_t *ijk, size_t n);
+/* grid->memUsage(): bytes held by the grid's tree. */
+size_t anchor_openvdb_memory_bytes(const anchor_openvdb *a);
+void anchor_openvdb_free(anchor_openvdb *a); /* NULL is a no-op */
 #ifdef __cplusplus
 }
 #endif

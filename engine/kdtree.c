@@ -1,33 +1,52 @@
-/* kdtree.c - implicit bounding-box tree over Morton-ordered points (see kdtree.h).
+/* kdtree.c - bounding-box tree over index ranges of Morton-ordered points (kdtree.h).
  *
- * Layout: nodes are numbered from 1 (slot 0 is unused): node i has children 2i and
- * 2i+1, which sit next to each other, so a visit that tests both children reads 48
- * adjacent bytes. Level l holds nodes [2^l, 2^(l+1)); node i at level l, position
- * p = i - 2^l, covers [p*n >> l, (p+1)*n >> l). Leaves are level `depth`.
+ * Layout: node 1 is the root (slot 0 is unused). An internal node's two children sit
+ * in slots c and c+1 (c even), so with the array aligned to 64 bytes a visit that
+ * tests both children reads one cache line. Pairs are allocated in depth-first
+ * order, keeping each subtree's nodes close together. A node stores its box, the
+ * first index of its range and `child` (0 for a leaf); its range ends where the next
+ * sibling's begins, or where its parent's ends, so walks carry `end` along.
+ *
+ * Splits: halving a Morton range by count cuts the curve anywhere, and a range that
+ * crosses a coarse Morton cell boundary jumps between far corners: its box grows to
+ * the size of that cell. Queries then land inside dozens of such boxes. So the build
+ * picks, for each range, the split in the middle half (by count) that minimises
+ * count-weighted surface area of the two child boxes. In Morton order this lands on
+ * the coarsest cell boundary near the middle, without knowing the caller's grid; for
+ * any other order it is still a good geometric split. Build time O(n log n).
  */
 #include "kdtree.h"
 
 #include <errno.h>
 #include <math.h>
+#include <string.h>
 
 #include "alloc.h"
 #include "lumadb.h"
 
-/* Most points in a leaf. A leaf holds more than LEAF_MAX/2 of them (see depth_for).
- * 16 won the kNN benchmark (bench/bench_kdtree.c) against 8, 12, 24 and 32. */
+/* Most points in a leaf; a split never leaves fewer than LEAF_MAX/2 on a side, so
+ * leaves of a tree with more than LEAF_MAX points hold LEAF_MAX/2..LEAF_MAX.
+ * Chosen with bench/bench_kdtree.c (kNN, k = 10). */
 #define LEAF_MAX 16u
-/* Deepest possible tree: n < 2^32 points, leaves of at least 1 point. */
-#define STACK_MAX 40
+/* Each split leaves at most about 3/4 of a range on a side: depth <= log_4/3(2^32)
+ * + a few levels near the leaves, below 96. */
+#define STACK_MAX 96
 
 struct box {
     float lo[3], hi[3];
 };
 
+struct node {
+    struct box b;
+    uint32_t begin;   /* first index of the node's range */
+    uint32_t child;   /* slot of the first child (even, >= 2); 0 for a leaf */
+};
+
 struct lm_kdtree {
     uint32_t n;
-    uint32_t depth;     /* level of the leaves; the root is level 0 */
-    uint32_t n_slots;   /* 2^(depth+1): node slots including unused slot 0 */
-    struct box *node;   /* n_slots boxes; NULL when n == 0 */
+    uint32_t n_slots;   /* slots in use, including unused slot 0 */
+    struct node *node;  /* 64-byte aligned inside `mem`; NULL when n == 0 */
+    void *mem;
 };
 
 /* ---------------------------------------------------------------- small helpers */
@@ -35,17 +54,6 @@ struct lm_kdtree {
 /* Written as comparisons (not fmaxf) so they compile to one min/max instruction. */
 static inline float max_f(float a, float b) { return a > b ? a : b; }
 static inline float min_f(float a, float b) { return a < b ? a : b; }
-
-/* Index range of node i (any level). */
-static inline void node_range(const lm_kdtree *t, uint32_t i, uint32_t *lo, uint32_t *hi)
-{
-    unsigned level = 31u - (unsigned)__builtin_clz(i);
-    uint64_t p = i - (1u << level);
-    *lo = (uint32_t)((p * t->n) >> level);
-    *hi = (uint32_t)(((p + 1) * t->n) >> level);
-}
-
-static inline bool is_leaf(const lm_kdtree *t, uint32_t i) { return i >= (t->n_slots >> 1); }
 
 /* Squared distance from q to the nearest point of b; 0 inside. A lower bound of the
  * d2 of every point in b, computed with the point formula's operations (invariant 3). */
@@ -59,35 +67,132 @@ static inline float box_d2(const struct box *b, float qx, float qy, float qz)
 
 /* ---------------------------------------------------------------- build */
 
-/* Least depth whose leaves hold at most LEAF_MAX points. With depth >= 1,
- * n > 2^(depth-1) * LEAF_MAX, so every leaf gets more than LEAF_MAX/2 >= 1 points. */
-static uint32_t depth_for(uint32_t n)
+static inline void box_point(struct box *b, float x, float y, float z)
 {
-    uint32_t d = 0;
-    while ((((uint64_t)n + (1ull << d) - 1) >> d) > LEAF_MAX)
-        d++;
-    return d;
+    b->lo[0] = min_f(x, b->lo[0]), b->hi[0] = max_f(x, b->hi[0]);
+    b->lo[1] = min_f(y, b->lo[1]), b->hi[1] = max_f(y, b->hi[1]);
+    b->lo[2] = min_f(z, b->lo[2]), b->hi[2] = max_f(z, b->hi[2]);
 }
 
-/* Tight box of points [lo, hi) (hi > lo); returns false if a coordinate is NaN or
- * infinite. */
-static bool leaf_box(const float *x, const float *y, const float *z, uint32_t lo,
-                     uint32_t hi, struct box *b)
+static const struct box empty_box = {{INFINITY, INFINITY, INFINITY},
+                                     {-INFINITY, -INFINITY, -INFINITY}};
+
+/* Box of points [a, b). */
+static struct box range_box(const float *x, const float *y, const float *z, uint32_t a,
+                            uint32_t b)
 {
-    float l0 = x[lo], l1 = y[lo], l2 = z[lo];
-    float h0 = l0, h1 = l1, h2 = l2;
-    for (uint32_t i = lo + 1; i < hi; i++) {
-        l0 = min_f(x[i], l0), h0 = max_f(x[i], h0);
-        l1 = min_f(y[i], l1), h1 = max_f(y[i], h1);
-        l2 = min_f(z[i], l2), h2 = max_f(z[i], h2);
+    struct box r = empty_box;
+    for (uint32_t i = a; i < b; i++)
+        box_point(&r, x[i], y[i], z[i]);
+    return r;
+}
+
+/* Half the surface area: the chance a small query ball meets the box grows with it. */
+static inline float half_area(const struct box *b)
+{
+    float dx = b->hi[0] - b->lo[0], dy = b->hi[1] - b->lo[1], dz = b->hi[2] - b->lo[2];
+    return dx * dy + dy * dz + dz * dx;
+}
+
+/* The split s of [a, b) (b - a > LEAF_MAX) with both sides at least max(len/4,
+ * LEAF_MAX/2) long that minimises (s-a)*area([a,s)) + (b-s)*area([s,b)); ties go to
+ * the split nearest the middle. right[] has room for (b - a) / 2 + 4 costs. */
+static uint32_t choose_split(const float *x, const float *y, const float *z, uint32_t a,
+                             uint32_t b, float *right)
+{
+    uint32_t len = b - a, side = len / 4;
+    if (side < LEAF_MAX / 2)
+        side = LEAF_MAX / 2;
+    uint32_t s_min = a + side, s_max = b - side;
+    struct box r = range_box(x, y, z, s_max, b);
+    for (uint32_t s = s_max;; s--) {
+        right[s - s_min] = (float)(b - s) * half_area(&r);
+        if (s == s_min)
+            break;
+        box_point(&r, x[s - 1], y[s - 1], z[s - 1]);
     }
-    /* NaN never wins a comparison, so it cannot hide here: look for it directly. */
-    bool finite = isfinite(l0) && isfinite(l1) && isfinite(l2) && isfinite(h0) &&
-                  isfinite(h1) && isfinite(h2);
-    for (uint32_t i = lo; i < hi && finite; i++)
-        finite = !isnan(x[i]) && !isnan(y[i]) && !isnan(z[i]);
-    *b = (struct box){{l0, l1, l2}, {h0, h1, h2}};
-    return finite;
+    struct box l = range_box(x, y, z, a, s_min);
+    uint32_t best = s_min, mid = a + len / 2;
+    float best_cost = INFINITY;
+    for (uint32_t s = s_min; s <= s_max; s++) {
+        float cost = (float)(s - a) * half_area(&l) + right[s - s_min];
+        uint32_t off = s > mid ? s - mid : mid - s, best_off = best > mid ? best - mid : mid - best;
+        if (cost < best_cost || (cost == best_cost && off < best_off))
+            best = s, best_cost = cost;
+        box_point(&l, x[s], y[s], z[s]);
+    }
+    return best;
+}
+
+static bool all_finite(const float *x, const float *y, const float *z, uint32_t n)
+{
+    /* One flag over a loop the compiler vectorises; NaN and inf both fail x - x == 0. */
+    bool ok = true;
+    for (uint32_t i = 0; i < n; i++)
+        ok &= (x[i] - x[i] == 0) & (y[i] - y[i] == 0) & (z[i] - z[i] == 0);
+    return ok;
+}
+
+/* Gives back the unused tail of the node array, keeping the 64-byte alignment. */
+static void shrink_nodes(lm_kdtree *t)
+{
+    size_t off = (size_t)((char *)t->node - (char *)t->mem);
+    size_t bytes = (size_t)t->n_slots * sizeof *t->node;
+    char *mem = lm_realloc(t->mem, bytes + 64);
+    if (!mem)
+        return; /* keep the larger block */
+    char *aligned = (char *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);
+    if (aligned != mem + off)
+        memmove(aligned, mem + off, bytes);
+    t->mem = mem;
+    t->node = (struct node *)aligned;
+}
+
+static int build_nodes(lm_kdtree *t, const float *x, const float *y, const float *z)
+{
+    uint32_t n = t->n;
+    /* Leaves hold >= LEAF_MAX/2 points (or the root holds all): at most 2n/(LEAF_MAX/2)
+     * + 1 nodes, plus slot 0 and one for 64-byte alignment of the pairs. */
+    size_t cap = 2 * ((size_t)n / (LEAF_MAX / 2)) + 3;
+    t->mem = lm_alloc(cap * sizeof(struct node) + 64);
+    float *right = lm_alloc(((size_t)n / 2 + 4) * sizeof *right);
+    if (!t->mem || !right) {
+        lm_free(right);
+        return -ENOMEM;
+    }
+    uintptr_t p = ((uintptr_t)t->mem + 63) & ~(uintptr_t)63;
+    t->node = (struct node *)p;
+    memset(&t->node[0], 0, sizeof t->node[0]);
+    t->node[1] = (struct node){range_box(x, y, z, 0, n), 0, 0};
+    uint32_t used = 2;
+    struct {
+        uint32_t i, a, b;
+    } stack[2 * STACK_MAX];
+    int sp = 0;
+    stack[sp].i = 1, stack[sp].a = 0, stack[sp].b = n, sp++;
+    while (sp > 0) {
+        sp--;
+        uint32_t i = stack[sp].i, a = stack[sp].a, b = stack[sp].b;
+        if (b - a <= LEAF_MAX)
+            continue;
+        if (sp + 2 > (int)(sizeof stack / sizeof *stack)) { /* cannot happen: see STACK_MAX */
+            lm_free(right);
+            return LM_EINTERNAL;
+        }
+        uint32_t s = choose_split(x, y, z, a, b, right);
+        uint32_t c = used;
+        used += 2;
+        t->node[i].child = c;
+        t->node[c] = (struct node){range_box(x, y, z, a, s), a, 0};
+        t->node[c + 1] = (struct node){range_box(x, y, z, s, b), s, 0};
+        /* Right pushed first so the left subtree is laid out next to its parent. */
+        stack[sp].i = c + 1, stack[sp].a = s, stack[sp].b = b, sp++;
+        stack[sp].i = c, stack[sp].a = a, stack[sp].b = s, sp++;
+    }
+    lm_free(right);
+    t->n_slots = used;
+    shrink_nodes(t);
+    return 0;
 }
 
 int lm_kdtree_build(const float *x, const float *y, const float *z, uint32_t n,
@@ -95,39 +200,19 @@ int lm_kdtree_build(const float *x, const float *y, const float *z, uint32_t n,
 {
     if (!out || (n > 0 && (!x || !y || !z)))
         return LM_EBADARG;
+    if (n > 0 && !all_finite(x, y, z, n))
+        return LM_EBADVALUE;
     lm_kdtree *t = lm_calloc(1, sizeof *t);
     if (!t)
         return -ENOMEM;
     t->n = n;
-    if (n == 0) {
-        *out = t;
-        return 0;
-    }
-    t->depth = depth_for(n);
-    t->n_slots = 2u << t->depth;
-    t->node = lm_alloc((size_t)t->n_slots * sizeof *t->node);
-    if (!t->node) {
-        lm_free(t);
-        return -ENOMEM;
-    }
-    uint32_t first_leaf = t->n_slots >> 1;
-    for (uint32_t i = first_leaf; i < t->n_slots; i++) {
-        uint32_t lo, hi;
-        node_range(t, i, &lo, &hi);
-        if (!leaf_box(x, y, z, lo, hi, &t->node[i])) {
+    if (n > 0) {
+        int rc = build_nodes(t, x, y, z);
+        if (rc) {
             lm_kdtree_free(t);
-            return LM_EBADVALUE;
+            return rc;
         }
     }
-    for (uint32_t i = first_leaf - 1; i >= 1; i--) {
-        const struct box *a = &t->node[2 * i], *b = &t->node[2 * i + 1];
-        struct box *p = &t->node[i];
-        for (int k = 0; k < 3; k++) {
-            p->lo[k] = min_f(a->lo[k], b->lo[k]);
-            p->hi[k] = max_f(a->hi[k], b->hi[k]);
-        }
-    }
-    t->node[0] = t->node[1];
     *out = t;
     return 0;
 }
@@ -136,7 +221,7 @@ void lm_kdtree_free(lm_kdtree *t)
 {
     if (!t)
         return;
-    lm_free(t->node);
+    lm_free(t->mem);
     lm_free(t);
 }
 
@@ -144,15 +229,14 @@ uint32_t lm_kdtree_size(const lm_kdtree *t) { return t ? t->n : 0; }
 
 size_t lm_kdtree_memory_bytes(const lm_kdtree *t)
 {
-    return t ? sizeof *t + (size_t)t->n_slots * sizeof *t->node : 0;
+    return t ? sizeof *t + (t->mem ? (size_t)t->n_slots * sizeof *t->node + 64 : 0) : 0;
 }
 
 void lm_kdtree_bounds(const lm_kdtree *t, float min[3], float max[3])
 {
-    for (int k = 0; k < 3; k++) {
-        min[k] = t && t->n ? t->node[1].lo[k] : INFINITY;
-        max[k] = t && t->n ? t->node[1].hi[k] : -INFINITY;
-    }
+    const struct box *b = t && t->n ? &t->node[1].b : &empty_box;
+    for (int k = 0; k < 3; k++)
+        min[k] = b->lo[k], max[k] = b->hi[k];
 }
 
 /* ---------------------------------------------------------------- kNN heap */
@@ -304,38 +388,35 @@ void lm_kdtree_knn(const lm_kdtree *t, const float *x, const float *y, const flo
         return;
     struct knn_query s = {x, y, z, q[0], q[1], q[2], tag, max_d2, 0, accept, ctx, heap};
     s.limit = min_f(max_d2, lm_knn_heap_bound(heap));
-    const struct box *node = t->node;
+    const struct node *node = t->node;
     struct {
-        uint32_t i;
+        uint32_t i, end;
         float d2;
     } stack[STACK_MAX];
     int sp = 0;
-    uint32_t i = 1;
+    uint32_t i = 1, end = t->n;
     /* Strict comparisons prune: a box at exactly the limit may still hold a point of
      * equal distance and smaller id. */
-    if (box_d2(&node[1], s.qx, s.qy, s.qz) > s.limit)
+    if (box_d2(&node[1].b, s.qx, s.qy, s.qz) > s.limit)
         return;
     for (;;) {
-        while (!is_leaf(t, i)) {
-            uint32_t a = 2 * i, b = a + 1;
-            float da = box_d2(&node[a], s.qx, s.qy, s.qz);
-            float db = box_d2(&node[b], s.qx, s.qy, s.qz);
+        while (node[i].child) {
+            uint32_t a = node[i].child, b = a + 1, a_end = node[b].begin, b_end = end;
+            float da = box_d2(&node[a].b, s.qx, s.qy, s.qz);
+            float db = box_d2(&node[b].b, s.qx, s.qy, s.qz);
             if (db < da) {
-                uint32_t ti = a;
+                uint32_t ti = a, te = a_end;
                 float td = da;
-                a = b, da = db, b = ti, db = td;
+                a = b, a_end = b_end, da = db;
+                b = ti, b_end = te, db = td;
             }
             if (db <= s.limit)
-                stack[sp].i = b, stack[sp].d2 = db, sp++;
+                stack[sp].i = b, stack[sp].end = b_end, stack[sp].d2 = db, sp++;
             if (da > s.limit)
                 goto pop;
-            i = a;
+            i = a, end = a_end;
         }
-        {
-            uint32_t lo, hi;
-            node_range(t, i, &lo, &hi);
-            knn_leaf(&s, lo, hi);
-        }
+        knn_leaf(&s, node[i].begin, end);
     pop:
         for (;;) {
             if (sp == 0)
@@ -344,7 +425,7 @@ void lm_kdtree_knn(const lm_kdtree *t, const float *x, const float *y, const flo
             if (stack[sp].d2 <= s.limit)
                 break;
         }
-        i = stack[sp].i;
+        i = stack[sp].i, end = stack[sp].end;
     }
 }
 
@@ -487,31 +568,32 @@ static int region_walk(const lm_kdtree *t, const float *x, const float *y, const
 {
     if (!t || t->n == 0)
         return 0;
+    const struct node *node = t->node;
     struct runs r = {fn, ctx, 0, 0};
-    uint32_t stack[STACK_MAX];
+    struct {
+        uint32_t i, end;
+    } stack[STACK_MAX];
     int sp = 0;
-    uint32_t i = 1;
+    uint32_t i = 1, end = t->n;
     for (;;) {
-        enum overlap o = classify(g, &t->node[i]);
+        enum overlap o = classify(g, &node[i].b);
         int rc = 0;
         if (o == INSIDE) {
-            uint32_t lo, hi;
-            node_range(t, i, &lo, &hi);
-            rc = runs_add(&r, lo, hi);
-        } else if (o == PARTIAL && !is_leaf(t, i)) {
-            stack[sp++] = 2 * i + 1;
-            i = 2 * i;
+            rc = runs_add(&r, node[i].begin, end);
+        } else if (o == PARTIAL && node[i].child) {
+            uint32_t c = node[i].child;
+            stack[sp].i = c + 1, stack[sp].end = end, sp++;
+            i = c, end = node[c + 1].begin;
             continue;
         } else if (o == PARTIAL) {
-            uint32_t lo, hi;
-            node_range(t, i, &lo, &hi);
-            rc = leaf_runs(g, x, y, z, lo, hi, &r);
+            rc = leaf_runs(g, x, y, z, node[i].begin, end, &r);
         }
         if (rc)
             return rc;
         if (sp == 0)
             break;
-        i = stack[--sp];
+        sp--;
+        i = stack[sp].i, end = stack[sp].end;
     }
     return r.end != r.begin ? fn(ctx, r.begin, r.end) : 0;
 }
