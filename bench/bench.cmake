@@ -15,6 +15,7 @@ target_include_directories(lm_anchors PUBLIC bench)
 target_link_libraries(lm_anchors PUBLIC OpenVDB::openvdb PkgConfig::SQLITE3)
 
 file(GLOB BENCH_SRC CONFIGURE_DEPENDS bench/bench_*.c)
+list(REMOVE_ITEM BENCH_SRC ${CMAKE_SOURCE_DIR}/bench/bench_util.c)
 foreach(src ${BENCH_SRC})
   get_filename_component(name ${src} NAME_WE)
   add_executable(${name} ${src} bench/bench_util.c)

@@ -7,6 +7,7 @@
 #include "chunk.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <string.h>
 
@@ -16,8 +17,6 @@
 #include "sh.h"
 
 #define TAIL_MIN 256u        /* a tail this small is never worth sorting */
-#define VOX_LOAD_NUM 7u      /* voxel table load factor <= 7/10 */
-#define VOX_LOAD_DEN 10u
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -29,11 +28,6 @@ size_t lm__type_size(enum lm_type t)
 static float colour_decode(uint8_t v) { return (float)v * (1.0f / 255.0f); }
 
 static uint8_t colour_encode(float v) { return (uint8_t)lrintf(v * 255.0f); }
-
-static uint32_t vox_hash(uint32_t key, uint32_t cap)
-{
-    return (key * 0x9e3779b1u) >> (32 - __builtin_ctz(cap));
-}
 
 /* Local voxel and Morton sub-voxel position of a row (morton.h invariant 2). */
 static void local_voxel(const struct lm_chunk *c, const struct lm_schema *s, float x,
@@ -61,89 +55,111 @@ static uint64_t row_code(const struct lm_chunk *c, const struct lm_schema *s, ui
     return lm_morton_encode(q[0], q[1], q[2]);
 }
 
-/* ---------------------------------------------------------------- voxel table */
+/* ---------------------------------------------------------------- bricks */
 
-static struct lm__voxel_agg *vox_slot(struct lm__voxel_agg *tab, uint32_t cap, uint32_t key)
+/* Brick number and slot of a local voxel. */
+static void brick_pos(const struct lm_schema *s, const uint32_t v[3], uint32_t *bi,
+                      uint32_t *slot)
 {
-    uint32_t h = vox_hash(key, cap);
-    while (tab[h].key && tab[h].key != key)
-        h = (h + 1) & (cap - 1);
-    return &tab[h];
+    uint32_t be = lm__brick_edge(s), nb = s->edge / be;
+    *bi = v[0] / be + (v[1] / be + (v[2] / be) * nb) * nb;
+    *slot = v[0] % be + (v[1] % be + (v[2] % be) * be) * be;
 }
 
 const struct lm__voxel_agg *lm__chunk_voxel(const struct lm_chunk *c, uint32_t lx,
                                             uint32_t ly, uint32_t lz)
 {
-    if (!c->vox_cap)
+    /* the chunk's edge is not stored here: bricks are LM_BRICK wide unless the chunk
+     * is smaller, in which case there is one brick and lx, ly, lz < edge */
+    if (!c->bricks)
         return NULL;
-    uint32_t key = (lx | ly << 8 | lz << 16) + 1;
-    const struct lm__voxel_agg *v = vox_slot(c->vox, c->vox_cap, key);
-    return v->key ? v : NULL;
+    uint32_t nb = c->bricks_side, be = nb > 1 ? LM_BRICK : c->brick_edge;
+    uint32_t bi = lx / be + (ly / be + (lz / be) * nb) * nb;
+    const struct lm__brick *br = c->bricks[bi];
+    if (!br)
+        return NULL;
+    uint16_t k = br->slot[lx % be + (ly % be + (lz % be) * be) * be];
+    return k ? &br->agg[k - 1] : NULL;
 }
 
-static uint32_t vox_cap_for(uint32_t n)
+/* Ensures a brick exists with room for `extra` more aggregates. */
+static int brick_reserve(struct lm_chunk *c, uint32_t bi, uint32_t extra)
 {
-    uint32_t cap = 16;
-    while ((uint64_t)cap * VOX_LOAD_NUM < (uint64_t)n * VOX_LOAD_DEN)
-        cap <<= 1;
-    return cap;
-}
-
-/* Re-hashes into a table of `cap` slots. */
-static int vox_rehash(struct lm_chunk *c, uint32_t cap)
-{
-    struct lm__voxel_agg *tab = lm_calloc(cap, sizeof *tab);
-    if (!tab)
+    struct lm__brick *br = c->bricks[bi];
+    if (!br) {
+        br = lm_calloc(1, sizeof *br);
+        if (!br)
+            return -ENOMEM;
+        c->bricks[bi] = br;
+    }
+    uint32_t want = br->n + extra, max = LM_BRICK * LM_BRICK * LM_BRICK;
+    if (want > max)
+        want = max;
+    if (want <= br->cap)
+        return 0;
+    uint32_t cap = br->cap ? br->cap * 2 : 8;
+    while (cap < want)
+        cap *= 2;
+    if (cap > max)
+        cap = max;
+    struct lm__voxel_agg *agg = lm_realloc(br->agg, cap * sizeof *agg);
+    if (!agg)
         return -ENOMEM;
-    for (uint32_t i = 0; i < c->vox_cap; i++)
-        if (c->vox[i].key)
-            *vox_slot(tab, cap, c->vox[i].key) = c->vox[i];
-    lm_free(c->vox);
-    c->vox = tab;
-    c->vox_cap = cap;
+    br->agg = agg;
+    br->cap = cap;
     return 0;
 }
 
-/* Grows the table to hold `want` voxels. */
-static int vox_resize(struct lm_chunk *c, uint32_t want)
+static void brick_array_free(struct lm__brick **bricks, const struct lm_schema *s)
 {
-    uint32_t cap = vox_cap_for(want);
-    return cap <= c->vox_cap ? 0 : vox_rehash(c, cap);
+    if (!bricks)
+        return;
+    for (uint32_t i = 0, nb = lm__chunk_n_bricks(s); i < nb; i++) {
+        if (bricks[i]) {
+            lm_free(bricks[i]->agg);
+            lm_free(bricks[i]);
+        }
+    }
+    lm_free(bricks);
 }
 
-/* Inserts reserve room for the worst case (every row a new voxel); give back what was
- * not used. Best effort: a larger table is still correct. */
-static void vox_fit(struct lm_chunk *c)
-{
-    uint32_t cap = vox_cap_for(c->vox_n);
-    if (cap < c->vox_cap)
-        vox_rehash(c, cap);
-}
-
-/* Adds row i to its voxel; the table has room (reserved). */
+/* Adds row i to its voxel; its brick has room (reserved). */
 static void vox_add_row(struct lm_chunk *c, const struct lm_schema *s, uint32_t i)
 {
-    uint32_t v[3];
+    uint32_t v[3], bi, slot;
     local_voxel(c, s, c->x[i], c->y[i], c->z[i], v);
-    uint32_t key = (v[0] | v[1] << 8 | v[2] << 16) + 1;
-    struct lm__voxel_agg *a = vox_slot(c->vox, c->vox_cap, key);
-    if (!a->key) {
-        a->key = key;
+    brick_pos(s, v, &bi, &slot);
+    struct lm__brick *br = c->bricks[bi];
+    struct lm__voxel_agg *a;
+    if (br->slot[slot]) {
+        a = &br->agg[br->slot[slot] - 1];
+    } else {
+        a = &br->agg[br->n++];
+        memset(a, 0, sizeof *a);
+        a->key = (v[0] | v[1] << 8 | v[2] << 16) + 1;
+        br->slot[slot] = (uint16_t)br->n;
         c->vox_n++;
     }
     float col[3] = {colour_decode(c->r[i]), colour_decode(c->g[i]), colour_decode(c->b[i])};
     float d[3], y[4];
     lm_dir_decode(&c->dir[2 * i], d);
     lm_sh_basis(d, y);
+    float in = c->intensity[i];
     a->count++;
     a->sum_r += col[0];
     a->sum_g += col[1];
     a->sum_b += col[2];
-    a->sum_i += c->intensity[i];
+    a->sum_i += in;
+    c->sum_r += col[0];
+    c->sum_g += col[1];
+    c->sum_b += col[2];
+    c->sum_i += in;
     for (int ch = 0; ch < 3; ch++) {
-        float f = col[ch] * c->intensity[i];
-        for (int k = 0; k < 4; k++)
+        float f = col[ch] * in;
+        for (int k = 0; k < 4; k++) {
             a->sh[ch][k] += f * y[k];
+            c->sh[ch][k] += f * y[k];
+        }
     }
 }
 
@@ -158,19 +174,53 @@ static void bounds_add(struct lm_chunk *c, uint32_t i)
     }
 }
 
-static void bounds_reset(struct lm_chunk *c)
+static void totals_reset(struct lm_chunk *c)
 {
     for (int a = 0; a < 3; a++) {
         c->bmin[a] = INFINITY;
         c->bmax[a] = -INFINITY;
     }
+    c->sum_r = c->sum_g = c->sum_b = c->sum_i = 0;
+    memset(c->sh, 0, sizeof c->sh);
 }
 
-/* Refills the (empty, large enough) voxel table and the bounds from the rows. */
-static void fill_voxels(struct lm_chunk *c, const struct lm_schema *s)
+/* Builds fresh bricks from the rows into `fresh` (a zeroed brick pointer array):
+ * counts rows per brick first so every brick gets its room in one allocation. */
+static int bricks_build(struct lm_chunk *c, const struct lm_schema *s,
+                        struct lm__brick **fresh)
 {
+    uint32_t nb = lm__chunk_n_bricks(s);
+    uint32_t *per = lm_calloc(nb, sizeof *per);
+    if (!per)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < c->n; i++) {
+        uint32_t v[3], bi, slot;
+        local_voxel(c, s, c->x[i], c->y[i], c->z[i], v);
+        brick_pos(s, v, &bi, &slot);
+        per[bi]++;
+    }
+    struct lm__brick **old = c->bricks;
+    c->bricks = fresh;
+    int rc = 0;
+    for (uint32_t bi = 0; bi < nb && !rc; bi++)
+        if (per[bi])
+            rc = brick_reserve(c, bi, per[bi]);
+    lm_free(per);
+    c->bricks = old;
+    if (rc) {
+        brick_array_free(fresh, s);
+        return rc;
+    }
+    return 0;
+}
+
+/* Replaces the bricks by `fresh` (from bricks_build) and refills them and the totals. */
+static void bricks_fill(struct lm_chunk *c, const struct lm_schema *s, struct lm__brick **fresh)
+{
+    brick_array_free(c->bricks, s);
+    c->bricks = fresh;
     c->vox_n = 0;
-    bounds_reset(c);
+    totals_reset(c);
     for (uint32_t i = 0; i < c->n; i++) {
         vox_add_row(c, s, i);
         bounds_add(c, i);
@@ -179,27 +229,33 @@ static void fill_voxels(struct lm_chunk *c, const struct lm_schema *s)
 
 int lm__chunk_recompute(struct lm_chunk *c, const struct lm_schema *s)
 {
-    uint32_t vox_max = s->edge * s->edge * s->edge;
-    uint32_t cap = vox_cap_for(c->n < vox_max ? c->n : vox_max);
-    struct lm__voxel_agg *tab = lm_calloc(cap, sizeof *tab);
-    if (!tab)
+    struct lm__brick **fresh = lm_calloc(lm__chunk_n_bricks(s), sizeof *fresh);
+    if (!fresh)
         return -ENOMEM;
-    lm_free(c->vox);
-    c->vox = tab;
-    c->vox_cap = cap;
-    fill_voxels(c, s);
+    int rc = bricks_build(c, s, fresh);
+    if (rc)
+        return rc;
+    bricks_fill(c, s, fresh);
     return 0;
 }
 
 /* ---------------------------------------------------------------- lifetime */
 
-struct lm_chunk *lm__chunk_new(const int32_t coord[3])
+struct lm_chunk *lm__chunk_new(const int32_t coord[3], const struct lm_schema *s)
 {
     struct lm_chunk *c = lm_calloc(1, sizeof *c);
     if (!c)
         return NULL;
+    c->bricks = lm_calloc(lm__chunk_n_bricks(s), sizeof *c->bricks);
+    if (!c->bricks) {
+        lm_free(c);
+        return NULL;
+    }
     memcpy(c->coord, coord, sizeof c->coord);
-    bounds_reset(c);
+    c->brick_edge = lm__brick_edge(s);
+    c->bricks_side = s->edge / c->brick_edge;
+    totals_reset(c);
+    pthread_mutex_init(&c->kd_lock, NULL);
     return c;
 }
 
@@ -235,8 +291,9 @@ void lm__chunk_free(struct lm_chunk *c, const struct lm_schema *s)
     uint32_t nc = column_refs(c, s, cols);
     for (uint32_t k = 0; k < nc; k++)
         lm_free(*cols[k].ptr);
-    lm_free(c->vox);
-    lm_kdtree_free(c->kd);
+    brick_array_free(c->bricks, s);
+    lm_kdtree_free(atomic_load(&c->kd));
+    pthread_mutex_destroy(&c->kd_lock);
     lm_free(c);
 }
 
@@ -245,13 +302,17 @@ size_t lm__chunk_memory(const struct lm_chunk *c, const struct lm_schema *s)
     size_t row = 4 * 3 + 4 + 3 + 4 + 8;
     for (uint32_t u = 0; u < s->n_user; u++)
         row += lm__type_size(s->user_type[u]);
-    return sizeof *c + (size_t)c->cap * row + (size_t)c->vox_cap * sizeof(struct lm__voxel_agg) +
-           lm_kdtree_memory_bytes(c->kd);
+    size_t bytes = sizeof *c + (size_t)c->cap * row + lm__chunk_n_bricks(s) * sizeof(void *);
+    for (uint32_t i = 0, nb = lm__chunk_n_bricks(s); i < nb; i++)
+        if (c->bricks[i])
+            bytes += sizeof *c->bricks[i] + c->bricks[i]->cap * sizeof(struct lm__voxel_agg);
+    return bytes + lm_kdtree_memory_bytes(atomic_load(&c->kd));
 }
 
-int lm__chunk_reserve(struct lm_chunk *c, const struct lm_schema *s, uint32_t extra)
+int lm__chunk_reserve(struct lm_chunk *c, const struct lm_schema *s, const struct lm_batch *b,
+                      const uint32_t *idx, uint32_t count)
 {
-    uint64_t need = (uint64_t)c->n + extra;
+    uint64_t need = (uint64_t)c->n + count;
     if (need > UINT32_MAX / 2)
         return -ENOMEM;
     if (need > c->cap) {
@@ -272,12 +333,61 @@ int lm__chunk_reserve(struct lm_chunk *c, const struct lm_schema *s, uint32_t ex
         }
         c->cap = cap;
     }
-    uint64_t vox_max = (uint64_t)s->edge * s->edge * s->edge;
-    uint64_t vox_want = (uint64_t)c->vox_n + extra;
-    return vox_resize(c, (uint32_t)(vox_want < vox_max ? vox_want : vox_max));
+    /* Room in every brick the rows fall into, counting each row as a possible new
+     * voxel. */
+    uint32_t nb = lm__chunk_n_bricks(s);
+    uint32_t *per = lm_calloc(nb, sizeof *per);
+    if (!per)
+        return -ENOMEM;
+    for (uint32_t k = 0; k < count; k++) {
+        uint32_t v[3], bi, slot;
+        local_voxel(c, s, b->x[idx[k]], b->y[idx[k]], b->z[idx[k]], v);
+        brick_pos(s, v, &bi, &slot);
+        per[bi]++;
+    }
+    int rc = 0;
+    for (uint32_t bi = 0; bi < nb && !rc; bi++)
+        if (per[bi])
+            rc = brick_reserve(c, bi, per[bi]);
+    lm_free(per);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- writes */
+
+void lm__chunk_order_rows(const int32_t coord[3], const struct lm_schema *s,
+                          const struct lm_batch *b, uint32_t *idx, uint32_t count,
+                          uint32_t *scratch)
+{
+    uint32_t nb = lm__chunk_n_bricks(s), *start = scratch + count;
+    struct lm_chunk probe;
+    memcpy(probe.coord, coord, sizeof probe.coord);
+    memset(start, 0, (nb + 1) * sizeof *start);
+    /* counting sort by brick: scratch[k] holds row k's brick first */
+    for (uint32_t k = 0; k < count; k++) {
+        uint32_t v[3], bi, slot;
+        local_voxel(&probe, s, b->x[idx[k]], b->y[idx[k]], b->z[idx[k]], v);
+        brick_pos(s, v, &bi, &slot);
+        scratch[k] = bi;
+        start[bi + 1]++;
+    }
+    for (uint32_t i = 0; i < nb; i++)
+        start[i + 1] += start[i];
+    /* brick number -> destination of row k (stable) */
+    for (uint32_t k = 0; k < count; k++)
+        scratch[k] = start[scratch[k]]++;
+    /* apply the permutation dest[] to idx in place by cycles */
+    for (uint32_t k = 0; k < count; k++) {
+        while (scratch[k] != k) {
+            uint32_t d = scratch[k];
+            uint32_t ti = idx[d], td = scratch[d];
+            idx[d] = idx[k];
+            scratch[d] = d;
+            idx[k] = ti;
+            scratch[k] = td;
+        }
+    }
+}
 
 void lm__chunk_append(struct lm_chunk *c, const struct lm_schema *s,
                       const struct lm_batch *b, const float *dir_norm,
@@ -306,7 +416,6 @@ void lm__chunk_append(struct lm_chunk *c, const struct lm_schema *s,
         vox_add_row(c, s, i);
         bounds_add(c, i);
     }
-    vox_fit(c);
 }
 
 /* Stable LSD radix sort of (code, index) pairs by code, 16 bits a pass; passes whose
@@ -348,14 +457,13 @@ static int radix_sort(uint64_t *code, uint32_t *idx, uint32_t n)
     return 0;
 }
 
-/* Replaces every column by its rows perm[0..n_new) (a permutation or a subset),
- * allocating exact-size arrays. All or nothing. */
-static int gather_columns(struct lm_chunk *c, const struct lm_schema *s,
-                          const uint32_t *perm, uint32_t n_new)
+/* Copies rows perm[0..n_new) of every column into fresh exact-size arrays (fresh[k]
+ * in column_refs order). The chunk is not changed. All or nothing. */
+static int gather(struct lm_chunk *c, const struct lm_schema *s, const uint32_t *perm,
+                  uint32_t n_new, void *fresh[11 + LM_MAX_USER_COLUMNS])
 {
     struct column_ref cols[11 + LM_MAX_USER_COLUMNS];
     uint32_t nc = column_refs(c, s, cols);
-    void *fresh[11 + LM_MAX_USER_COLUMNS] = {0};
     uint32_t cap = n_new ? n_new : 1;
     for (uint32_t k = 0; k < nc; k++) {
         fresh[k] = lm_alloc((size_t)cap * cols[k].size);
@@ -368,8 +476,7 @@ static int gather_columns(struct lm_chunk *c, const struct lm_schema *s,
     for (uint32_t k = 0; k < nc; k++) {
         const uint8_t *src = *cols[k].ptr;
         uint8_t *dst = fresh[k];
-        size_t sz = cols[k].size;
-        switch (sz) {
+        switch (cols[k].size) {
         case 1:
             for (uint32_t i = 0; i < n_new; i++)
                 dst[i] = src[perm[i]];
@@ -383,22 +490,49 @@ static int gather_columns(struct lm_chunk *c, const struct lm_schema *s,
                 ((uint64_t *)dst)[i] = ((const uint64_t *)src)[perm[i]];
             break;
         }
-        lm_free(*cols[k].ptr);
-        *cols[k].ptr = fresh[k];
     }
-    c->cap = cap;
-    c->n = n_new;
     return 0;
 }
 
-/* Rebuilds the kd-tree over the sorted rows; on failure the chunk goes without one
- * and queries scan (chunk.h invariant 2 allows a missing index). */
-static void rebuild_index(struct lm_chunk *c)
+static void free_arrays(void **arr, uint32_t n)
 {
-    lm_kdtree_free(c->kd);
-    c->kd = NULL;
-    if (c->n_sorted)
-        lm_kdtree_build(c->x, c->y, c->z, c->n_sorted, &c->kd);
+    for (uint32_t k = 0; k < n; k++)
+        lm_free(arr[k]);
+}
+
+/* Installs arrays from gather() as the chunk's columns, freeing the old ones. */
+static void install(struct lm_chunk *c, const struct lm_schema *s,
+                    void *fresh[11 + LM_MAX_USER_COLUMNS], uint32_t n_new)
+{
+    struct column_ref cols[11 + LM_MAX_USER_COLUMNS];
+    uint32_t nc = column_refs(c, s, cols);
+    for (uint32_t k = 0; k < nc; k++) {
+        lm_free(*cols[k].ptr);
+        *cols[k].ptr = fresh[k];
+    }
+    c->n = n_new;
+    c->cap = n_new ? n_new : 1;
+}
+
+/* Drops the kd-tree; the next query rebuilds it over the new sorted rows (chunk.h
+ * invariant 2). Writers hold the database write lock, so no reader holds it. */
+static void drop_index(struct lm_chunk *c)
+{
+    lm_kdtree_free(atomic_exchange(&c->kd, NULL));
+}
+
+const lm_kdtree *lm__chunk_index(const struct lm_chunk *cc)
+{
+    struct lm_chunk *c = (struct lm_chunk *)cc; /* the index is a cache: mutable */
+    lm_kdtree *t = atomic_load_explicit(&c->kd, memory_order_acquire);
+    if (t || !c->n_sorted)
+        return t;
+    pthread_mutex_lock(&c->kd_lock);
+    t = atomic_load_explicit(&c->kd, memory_order_acquire);
+    if (!t && lm_kdtree_build(c->x, c->y, c->z, c->n_sorted, &t) == 0)
+        atomic_store_explicit(&c->kd, t, memory_order_release);
+    pthread_mutex_unlock(&c->kd_lock);
+    return t;
 }
 
 int lm__chunk_compact(struct lm_chunk *c, const struct lm_schema *s, bool force)
@@ -406,11 +540,8 @@ int lm__chunk_compact(struct lm_chunk *c, const struct lm_schema *s, bool force)
     uint32_t tail = c->n - c->n_sorted;
     if (!force && (tail <= TAIL_MIN || tail <= c->n_sorted / 4))
         return 0;
-    if (tail == 0) {
-        if (!c->kd && c->n_sorted)
-            rebuild_index(c);
+    if (tail == 0)
         return 0;
-    }
     uint32_t n = c->n;
     uint64_t *code = lm_alloc((size_t)n * sizeof *code);
     uint32_t *perm = lm_alloc((size_t)n * sizeof *perm);
@@ -458,11 +589,13 @@ int lm__chunk_compact(struct lm_chunk *c, const struct lm_schema *s, bool force)
         code = mcode;
         perm = mperm;
     }
-    rc = gather_columns(c, s, perm, n);
+    void *fresh[11 + LM_MAX_USER_COLUMNS];
+    rc = gather(c, s, perm, n, fresh);
     if (rc)
         goto out;
+    install(c, s, fresh, n);
     c->n_sorted = n;
-    rebuild_index(c);
+    drop_index(c);
 out:
     lm_free(code);
     lm_free(perm);
@@ -477,31 +610,40 @@ int lm__chunk_retain(struct lm_chunk *c, const struct lm_schema *s, const bool *
         sorted_kept += keep[i] && i < c->n_sorted;
     }
     uint32_t *perm = lm_alloc((size_t)(m ? m : 1) * sizeof *perm);
-    uint32_t vox_max = s->edge * s->edge * s->edge;
-    uint32_t cap = vox_cap_for(m < vox_max ? m : vox_max);
-    struct lm__voxel_agg *tab = lm_calloc(cap, sizeof *tab);
+    struct lm__brick **fresh = lm_calloc(lm__chunk_n_bricks(s), sizeof *fresh);
     /* Everything that can fail happens before the chunk changes. */
-    if (!perm || !tab) {
+    if (!perm || !fresh) {
         lm_free(perm);
-        lm_free(tab);
+        lm_free(fresh);
         return -ENOMEM;
     }
     m = 0;
     for (uint32_t i = 0; i < c->n; i++)
         if (keep[i])
             perm[m++] = i;
-    int rc = gather_columns(c, s, perm, m);
+    void *cols[11 + LM_MAX_USER_COLUMNS];
+    int rc = gather(c, s, perm, m, cols);
     lm_free(perm);
     if (rc) {
-        lm_free(tab);
+        lm_free(fresh);
         return rc;
     }
-    lm_free(c->vox);
-    c->vox = tab;
-    c->vox_cap = cap;
+    /* size the new bricks from the kept rows, seen through a copy of the chunk */
+    struct lm_chunk kept = *c;
+    struct column_ref refs[11 + LM_MAX_USER_COLUMNS];
+    uint32_t nc = column_refs(&kept, s, refs);
+    for (uint32_t k = 0; k < nc; k++)
+        *refs[k].ptr = cols[k];
+    kept.n = m;
+    rc = bricks_build(&kept, s, fresh);
+    if (rc) {
+        free_arrays(cols, nc);
+        return rc;
+    }
+    install(c, s, cols, m);
     c->n_sorted = sorted_kept;
-    fill_voxels(c, s);
-    rebuild_index(c);
+    bricks_fill(c, s, fresh);
+    drop_index(c);
     return 0;
 }
 

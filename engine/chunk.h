@@ -4,10 +4,11 @@
  * Invariants:
  *  (1) Rows [0, n_sorted) are ordered by Morton code (morton.h invariant 2), ties in
  *      insertion order; rows [n_sorted, n) are an unsorted tail of recent inserts.
- *  (2) The search index covers exactly rows [0, n_sorted).
+ *  (2) The search index, when built, covers exactly rows [0, n_sorted).
  *  (3) Every row lies in this chunk: floor(p / voxel) >> log2_edge == coord.
- *  (4) The voxel table holds one entry per occupied voxel whose sums equal the sums
- *      over that voxel's rows; bmin/bmax are the tight bounds of all rows (n > 0).
+ *  (4) The bricks hold one aggregate per occupied voxel whose sums equal the sums
+ *      over that voxel's rows; the chunk totals are the sums over all rows;
+ *      bmin/bmax are the tight bounds of all rows (n > 0).
  *  (5) Mutators either fully succeed or leave the chunk unchanged, except
  *      lm__chunk_compact, which may fail and leave the (valid) tail in place.
  * Threading: none inside; field.c holds the database lock around every call.
@@ -15,6 +16,7 @@
 #ifndef LM_CHUNK_H
 #define LM_CHUNK_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -30,12 +32,22 @@ struct lm_schema {
     enum lm_type user_type[LM_MAX_USER_COLUMNS];
 };
 
-/* Aggregate of one voxel. key = local x | y << 8 | z << 16, plus 1 (0 = empty slot). */
+/* Aggregate of one voxel. key = local x | y << 8 | z << 16, plus 1. */
 struct lm__voxel_agg {
     uint32_t key;
     uint32_t count;
     float sum_r, sum_g, sum_b, sum_i;
     float sh[3][4];
+};
+
+/* Voxels are kept in bricks of LM_BRICK^3 (or edge^3 for smaller chunks): a dense slot
+ * table per brick (1 + index into agg, 0 = empty) and the brick's aggregates packed in
+ * an array. Lookups are two array reads, and neighbouring voxels share cache lines. */
+#define LM_BRICK 8u
+struct lm__brick {
+    uint16_t slot[LM_BRICK * LM_BRICK * LM_BRICK];
+    uint32_t n, cap;
+    struct lm__voxel_agg *agg;
 };
 
 struct lm_chunk {
@@ -48,20 +60,42 @@ struct lm_chunk {
     float *intensity;
     int64_t *t;
     void *user[LM_MAX_USER_COLUMNS];
-    struct lm__voxel_agg *vox; /* open addressing, vox_cap a power of two */
-    uint32_t vox_cap, vox_n;
+    struct lm__brick **bricks; /* lm__chunk_n_bricks(s) entries, NULL = empty brick */
+    uint32_t brick_edge, bricks_side;
+    uint32_t vox_n;
     float bmin[3], bmax[3];
-    lm_kdtree *kd;
+    /* running totals over all rows, for the octree (invariant 4) */
+    double sum_r, sum_g, sum_b, sum_i, sh[3][4];
+    /* search index over rows [0, n_sorted), built on first use (lm__chunk_index) */
+    pthread_mutex_t kd_lock;
+    lm_kdtree *_Atomic kd;
 };
+
+static inline uint32_t lm__brick_edge(const struct lm_schema *s)
+{
+    return s->edge < LM_BRICK ? s->edge : LM_BRICK;
+}
+
+static inline uint32_t lm__chunk_n_bricks(const struct lm_schema *s)
+{
+    uint32_t nb = s->edge / lm__brick_edge(s);
+    return nb * nb * nb;
+}
+
+/* The chunk's kd-tree over rows [0, n_sorted), built on first use; NULL when the chunk
+ * has no sorted rows or the build ran out of memory (callers then scan). Safe under the
+ * read lock: concurrent first uses are serialised by kd_lock. */
+const lm_kdtree *lm__chunk_index(const struct lm_chunk *c);
 
 size_t lm__type_size(enum lm_type t);
 
-struct lm_chunk *lm__chunk_new(const int32_t coord[3]);
+struct lm_chunk *lm__chunk_new(const int32_t coord[3], const struct lm_schema *s);
 void lm__chunk_free(struct lm_chunk *c, const struct lm_schema *s);
 
-/* Makes room for `extra` more rows (columns and voxel table). -ENOMEM leaves the chunk
- * as it was (arrays may have grown, content unchanged). */
-int lm__chunk_reserve(struct lm_chunk *c, const struct lm_schema *s, uint32_t extra);
+/* Makes room for rows idx[0..count) of batch b (columns, bricks, voxel slots).
+ * -ENOMEM leaves the chunk's content as it was (arrays may have grown). */
+int lm__chunk_reserve(struct lm_chunk *c, const struct lm_schema *s, const struct lm_batch *b,
+                      const uint32_t *idx, uint32_t count);
 
 /* Appends validated rows idx[0..count) of batch to the tail. Never fails after a
  * successful lm__chunk_reserve(c, s, count). Directions are normalised by the caller
@@ -69,6 +103,13 @@ int lm__chunk_reserve(struct lm_chunk *c, const struct lm_schema *s, uint32_t ex
 void lm__chunk_append(struct lm_chunk *c, const struct lm_schema *s,
                       const struct lm_batch *b, const float *dir_norm,
                       const uint32_t *idx, uint32_t count);
+
+/* Reorders idx[0..count) (rows of batch b falling in chunk `coord`) by brick, so that
+ * appending them updates one brick's aggregates at a time. scratch must hold
+ * count + lm__chunk_n_bricks(s) + 1 entries. Never fails. */
+void lm__chunk_order_rows(const int32_t coord[3], const struct lm_schema *s,
+                          const struct lm_batch *b, uint32_t *idx, uint32_t count,
+                          uint32_t *scratch);
 
 /* Sorts the tail into the Morton-ordered rows and rebuilds the search index when the
  * tail is large (or always with force). 0 or -ENOMEM (chunk still valid). */

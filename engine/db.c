@@ -282,6 +282,21 @@ int lm_insert(lm_db *db, const char *field, const struct lm_batch *batch, uint64
     return end_write(db, 0, false);
 }
 
+int lm_field_optimize(lm_db *db, const char *name, struct lm_error *err)
+{
+    int rc = begin_write(db, err);
+    if (rc)
+        return rc;
+    struct lm_field *f = find_field(db, name, err);
+    if (!f)
+        return end_write(db, LM_ENOFIELD, false);
+    /* Compaction only reorders rows; a failure leaves every chunk valid. */
+    rc = lm__field_compact(f);
+    if (rc)
+        lm__fail(err, rc, "out of memory optimising '%s'", name);
+    return end_write(db, rc, false);
+}
+
 int lm_delete(lm_db *db, const char *field, const struct lm_selection *sel,
               uint64_t *n_deleted, uint64_t *lsn, struct lm_error *err)
 {
@@ -414,6 +429,53 @@ int lm_voxel_get(lm_db *db, const char *field, const int32_t coord[3], struct lm
     if (rc)
         return rc;
     return end_read(db, lm__query_voxel_get(f, coord, out), NULL, "voxel lookup");
+}
+
+struct lm_voxel_cursor {
+    lm_db *db;
+    struct lm__voxel_seek seek;
+};
+
+int lm_voxel_cursor_open(lm_db *db, const char *field, lm_voxel_cursor **out,
+                         struct lm_error *err)
+{
+    lm_voxel_cursor *cur = lm_calloc(1, sizeof *cur);
+    if (!cur)
+        return lm__fail(err, -ENOMEM, "out of memory opening a voxel cursor");
+    struct lm_field *f;
+    int rc = read_field(db, field, NULL, &f, err);
+    if (rc) {
+        lm_free(cur);
+        return rc;
+    }
+    /* the read lock stays held until lm_voxel_cursor_close */
+    cur->db = db;
+    cur->seek.f = f;
+    *out = cur;
+    return 0;
+}
+
+int lm_voxel_cursor_get(lm_voxel_cursor *cur, const int32_t coord[3], struct lm_voxel *out)
+{
+    const struct lm__voxel_agg *a = lm__voxel_seek(&cur->seek, coord);
+    if (!a)
+        return LM_ENOTFOUND;
+    lm__voxel_fill(out, coord, a);
+    return 0;
+}
+
+uint32_t lm_voxel_cursor_count(lm_voxel_cursor *cur, const int32_t coord[3])
+{
+    const struct lm__voxel_agg *a = lm__voxel_seek(&cur->seek, coord);
+    return a ? a->count : 0;
+}
+
+void lm_voxel_cursor_close(lm_voxel_cursor *cur)
+{
+    if (!cur)
+        return;
+    pthread_rwlock_unlock(&cur->db->lock);
+    lm_free(cur);
 }
 
 static int check_dir(const float d[3], struct lm_error *err, const char *what)

@@ -277,15 +277,16 @@ uint32_t lm__chunk_select(const struct lm_chunk *c, const struct lm_schema *s,
     struct range_sink k = {c, s, sel, out, 0};
     const struct lm_region *r = &sel->region;
     uint32_t scan_from = 0;
-    if (overlap == LM__PARTIAL && c->kd) {
+    const lm_kdtree *kd = overlap == LM__PARTIAL ? lm__chunk_index(c) : NULL;
+    if (kd) {
         /* The kd-tree prunes the sorted rows; its runs come in ascending order and
          * use the same float expressions as lm__region_contains. */
         if (r->kind == LM_REGION_BOX)
-            lm_kdtree_box(c->kd, c->x, c->y, c->z, r->min, r->max, take_run, &k);
+            lm_kdtree_box(kd, c->x, c->y, c->z, r->min, r->max, take_run, &k);
         else if (r->kind == LM_REGION_SPHERE)
-            lm_kdtree_sphere(c->kd, c->x, c->y, c->z, r->center, r->radius, take_run, &k);
+            lm_kdtree_sphere(kd, c->x, c->y, c->z, r->center, r->radius, take_run, &k);
         else
-            lm_kdtree_frustum(c->kd, c->x, c->y, c->z, r->planes, take_run, &k);
+            lm_kdtree_frustum(kd, c->x, c->y, c->z, r->planes, take_run, &k);
         scan_from = c->n_sorted;
     }
     for (uint32_t i = scan_from; i < c->n; i++) {
@@ -412,7 +413,7 @@ int lm__field_insert(struct lm_field *f, const struct lm_batch *b, uint64_t lsn,
         const int32_t *cc = &row_chunk[3 * order[g_start[g]]];
         struct lm__onode *leaf = lm__octree_find(&f->tree, cc);
         if (!leaf) {
-            struct lm_chunk *c = lm__chunk_new(cc);
+            struct lm_chunk *c = lm__chunk_new(cc, s);
             if (!c || lm__octree_add(&f->tree, c, &leaf)) {
                 lm__chunk_free(c, s);
                 goto rollback;
@@ -420,8 +421,18 @@ int lm__field_insert(struct lm_field *f, const struct lm_batch *b, uint64_t lsn,
             g_new[g] = true;
         }
         g_leaf[g] = leaf;
-        if (lm__chunk_reserve(leaf->chunk, s, g_start[g + 1] - g_start[g]))
+        if (lm__chunk_reserve(leaf->chunk, s, b, &order[g_start[g]], g_start[g + 1] - g_start[g]))
             goto rollback;
+    }
+    /* Rows of a chunk in brick order: aggregate updates then stay in cache. */
+    {
+        uint32_t *scratch = lm_alloc(((size_t)n + lm__chunk_n_bricks(s) + 1) * sizeof *scratch);
+        if (!scratch)
+            goto rollback;
+        for (uint32_t g = 0; g < n_groups; g++)
+            lm__chunk_order_rows(g_leaf[g]->chunk->coord, s, b, &order[g_start[g]],
+                                 g_start[g + 1] - g_start[g], scratch);
+        lm_free(scratch);
     }
     /* Phase 2: append (cannot fail), then tidy. */
     for (uint32_t g = 0; g < n_groups; g++) {
@@ -632,7 +643,10 @@ static int compact_leaf(struct lm__onode *leaf, int overlap, void *ctx)
 {
     (void)overlap;
     const struct lm_field *f = ctx;
-    return lm__chunk_compact(leaf->chunk, &f->schema, true);
+    int rc = lm__chunk_compact(leaf->chunk, &f->schema, true);
+    if (!rc && leaf->chunk->n_sorted && !lm__chunk_index(leaf->chunk))
+        rc = -ENOMEM;
+    return rc;
 }
 
 int lm__field_compact(struct lm_field *f)

@@ -163,6 +163,11 @@ int lm_field_info(lm_db *db, const char *name, struct lm_field_info *out,
 
 /* ---------------------------------------------------------------- writes */
 
+/* Sorts every chunk's recent inserts into Morton order and builds the search indexes
+ * now rather than on first use (after bulk loads, before latency-sensitive reads).
+ * Never changes query answers. */
+int lm_field_optimize(lm_db *db, const char *name, struct lm_error *err);
+
 /* A batch of n samples as columns. Required: x, y, z. Optional (NULL = default):
  * dx/dy/dz (all three or none; default (0,0,1)), r/g/b (all or none; default 1),
  * intensity (default 1), t (default 0). user[i] points at n values of user column i
@@ -299,6 +304,19 @@ int lm_voxels_query(lm_db *db, const char *field, const struct lm_region *region
 
 /* Looks up one level-0 voxel. LM_ENOTFOUND when empty. */
 int lm_voxel_get(lm_db *db, const char *field, const int32_t coord[3], struct lm_voxel *out);
+
+/* A read cursor over one field's level-0 voxels for long runs of lookups (renderers,
+ * samplers). It holds the database read lock until closed, so writers wait: keep it
+ * short-lived. It caches the last chunk, so neighbouring lookups cost one hash probe.
+ * One thread per cursor. */
+typedef struct lm_voxel_cursor lm_voxel_cursor;
+int lm_voxel_cursor_open(lm_db *db, const char *field, lm_voxel_cursor **out,
+                         struct lm_error *err);
+/* As lm_voxel_get: 0 and *out filled, or LM_ENOTFOUND for an empty voxel. */
+int lm_voxel_cursor_get(lm_voxel_cursor *cur, const int32_t coord[3], struct lm_voxel *out);
+/* Voxel sample count only (0 when empty): the cheapest probe. */
+uint32_t lm_voxel_cursor_count(lm_voxel_cursor *cur, const int32_t coord[3]);
+void lm_voxel_cursor_close(lm_voxel_cursor *cur); /* releases the read lock; NULL ok */
 
 /* Radiance leaving point p in unit direction dir: trilinear interpolation of the
  * neighbouring voxels' L1 SH (empty voxels get no weight), evaluated toward dir.

@@ -215,18 +215,11 @@ static void leaf_aggregate(struct lm__onode *n)
     n->lsn = c->lsn;
     memcpy(n->bmin, c->bmin, sizeof n->bmin);
     memcpy(n->bmax, c->bmax, sizeof n->bmax);
-    for (uint32_t i = 0; i < c->vox_cap; i++) {
-        const struct lm__voxel_agg *v = &c->vox[i];
-        if (!v->key)
-            continue;
-        n->sum_r += v->sum_r;
-        n->sum_g += v->sum_g;
-        n->sum_b += v->sum_b;
-        n->sum_i += v->sum_i;
-        for (int ch = 0; ch < 3; ch++)
-            for (int k = 0; k < 4; k++)
-                n->sh[ch][k] += v->sh[ch][k];
-    }
+    n->sum_r = c->sum_r;
+    n->sum_g = c->sum_g;
+    n->sum_b = c->sum_b;
+    n->sum_i = c->sum_i;
+    memcpy(n->sh, c->sh, sizeof n->sh);
 }
 
 /* Recomputes inner node n and all of its ancestors from their children. */

@@ -309,10 +309,11 @@ int lm__query_nearest(const struct lm_field *f, const float p[3], size_t k, floa
         uint64_t tag = (uint64_t)n_visited << 32;
         visited[n_visited++] = c;
         struct accept_ctx ac = {c, &f->schema, filters};
-        if (c->kd)
-            lm_kdtree_knn(c->kd, c->x, c->y, c->z, p, tag, max_d2, filtered ? accept_row : NULL,
+        const lm_kdtree *kd = lm__chunk_index(c);
+        if (kd)
+            lm_kdtree_knn(kd, c->x, c->y, c->z, p, tag, max_d2, filtered ? accept_row : NULL,
                           &ac, &heap);
-        for (uint32_t i = c->kd ? c->n_sorted : 0; i < c->n; i++) {
+        for (uint32_t i = kd ? c->n_sorted : 0; i < c->n; i++) {
             float dx = c->x[i] - p[0], dy = c->y[i] - p[1], dz = c->z[i] - p[2];
             float d2 = dx * dx + dy * dy + dz * dz;
             if (d2 > max_d2 || d2 > lm_knn_heap_bound(&heap))
@@ -454,10 +455,9 @@ static int voxels_leaf(struct lm__onode *leaf, int overlap, void *ctx)
     }
     if (L)
         memset(q->cells, 0, ncell * sizeof *q->cells);
-    for (uint32_t i = 0; i < c->vox_cap; i++) {
-        const struct lm__voxel_agg *a = &c->vox[i];
-        if (!a->key)
-            continue;
+    for (uint32_t bi = 0, nb = lm__chunk_n_bricks(s); bi < nb; bi++)
+    for (uint32_t j = 0; c->bricks[bi] && j < c->bricks[bi]->n; j++) {
+        const struct lm__voxel_agg *a = &c->bricks[bi]->agg[j];
         uint32_t k = a->key - 1, lx = k & 255, ly = (k >> 8) & 255, lz = k >> 16;
         if (!L) {
             int32_t coord[3] = {c->coord[0] * (int32_t)s->edge + (int32_t)lx,
@@ -480,8 +480,8 @@ static int voxels_leaf(struct lm__onode *leaf, int overlap, void *ctx)
         d->sum_b += a->sum_b;
         d->sum_i += a->sum_i;
         for (int ch = 0; ch < 3; ch++)
-            for (int j = 0; j < 4; j++)
-                d->sh[ch][j] += a->sh[ch][j];
+            for (int k2 = 0; k2 < 4; k2++)
+                d->sh[ch][k2] += a->sh[ch][k2];
     }
     for (size_t j = 0; L && j < ncell; j++) {
         if (!q->cells[j].count)
@@ -571,6 +571,30 @@ void lm_voxels_free(struct lm_voxels *v)
         return;
     lm_free(v->v);
     lm_free(v);
+}
+
+const struct lm__voxel_agg *lm__voxel_seek(struct lm__voxel_seek *k, const int32_t coord[3])
+{
+    const struct lm_schema *s = &k->f->schema;
+    int32_t cc[3] = {coord[0] >> s->log2_edge, coord[1] >> s->log2_edge,
+                     coord[2] >> s->log2_edge};
+    if (!k->valid || cc[0] != k->last[0] || cc[1] != k->last[1] || cc[2] != k->last[2]) {
+        const struct lm__onode *leaf = lm__octree_find(&k->f->tree, cc);
+        k->chunk = leaf ? leaf->chunk : NULL;
+        memcpy(k->last, cc, sizeof cc);
+        k->valid = true;
+    }
+    if (!k->chunk)
+        return NULL;
+    uint32_t mask = s->edge - 1;
+    return lm__chunk_voxel(k->chunk, (uint32_t)coord[0] & mask, (uint32_t)coord[1] & mask,
+                           (uint32_t)coord[2] & mask);
+}
+
+void lm__voxel_fill(struct lm_voxel *out, const int32_t coord[3], const struct lm__voxel_agg *a)
+{
+    memcpy(out->coord, coord, sizeof out->coord);
+    voxel_from_agg(out, a);
 }
 
 static const struct lm__voxel_agg *find_voxel(const struct lm_field *f, const int64_t v[3])

@@ -20,6 +20,16 @@ int lm__query_aggregate(const struct lm_field *f, const struct lm_selection *sel
 int lm__query_voxels(const struct lm_field *f, const struct lm_region *region, uint32_t level,
                      struct lm_voxels **out);
 int lm__query_voxel_get(const struct lm_field *f, const int32_t coord[3], struct lm_voxel *out);
+/* Cursor state for lm_voxel_cursor (db.c owns the lock). */
+struct lm__voxel_seek {
+    const struct lm_field *f;
+    int32_t last[3];
+    const struct lm_chunk *chunk; /* chunk at `last`, or NULL when absent */
+    bool valid;
+};
+const struct lm__voxel_agg *lm__voxel_seek(struct lm__voxel_seek *s, const int32_t coord[3]);
+void lm__voxel_fill(struct lm_voxel *out, const int32_t coord[3], const struct lm__voxel_agg *a);
+
 int lm__query_radiance(const struct lm_field *f, const float p[3], const float dir[3],
                        float rgb[3], float *weight);
 int lm__query_raycast(const struct lm_field *f, const float origin[3], const float dir[3],
