@@ -259,27 +259,21 @@ struct lm_chunk *lm__chunk_new(const int32_t coord[3], const struct lm_schema *s
     return c;
 }
 
-/* Pointers to every column array with its element size, for bulk operations. */
-struct column_ref {
-    void **ptr;
-    size_t size;
-};
-
-static uint32_t column_refs(struct lm_chunk *c, const struct lm_schema *s,
-                            struct column_ref out[11 + LM_MAX_USER_COLUMNS])
+uint32_t lm__chunk_columns(struct lm_chunk *c, const struct lm_schema *s,
+                           struct lm__column_ref out[LM__MAX_COLUMNS])
 {
     uint32_t n = 0;
-    out[n++] = (struct column_ref){(void **)&c->x, 4};
-    out[n++] = (struct column_ref){(void **)&c->y, 4};
-    out[n++] = (struct column_ref){(void **)&c->z, 4};
-    out[n++] = (struct column_ref){(void **)&c->dir, 4};
-    out[n++] = (struct column_ref){(void **)&c->r, 1};
-    out[n++] = (struct column_ref){(void **)&c->g, 1};
-    out[n++] = (struct column_ref){(void **)&c->b, 1};
-    out[n++] = (struct column_ref){(void **)&c->intensity, 4};
-    out[n++] = (struct column_ref){(void **)&c->t, 8};
+    out[n++] = (struct lm__column_ref){(void **)&c->x, 4};
+    out[n++] = (struct lm__column_ref){(void **)&c->y, 4};
+    out[n++] = (struct lm__column_ref){(void **)&c->z, 4};
+    out[n++] = (struct lm__column_ref){(void **)&c->dir, 4};
+    out[n++] = (struct lm__column_ref){(void **)&c->r, 1};
+    out[n++] = (struct lm__column_ref){(void **)&c->g, 1};
+    out[n++] = (struct lm__column_ref){(void **)&c->b, 1};
+    out[n++] = (struct lm__column_ref){(void **)&c->intensity, 4};
+    out[n++] = (struct lm__column_ref){(void **)&c->t, 8};
     for (uint32_t u = 0; u < s->n_user; u++)
-        out[n++] = (struct column_ref){&c->user[u], lm__type_size(s->user_type[u])};
+        out[n++] = (struct lm__column_ref){&c->user[u], lm__type_size(s->user_type[u])};
     return n;
 }
 
@@ -287,8 +281,8 @@ void lm__chunk_free(struct lm_chunk *c, const struct lm_schema *s)
 {
     if (!c)
         return;
-    struct column_ref cols[11 + LM_MAX_USER_COLUMNS];
-    uint32_t nc = column_refs(c, s, cols);
+    struct lm__column_ref cols[LM__MAX_COLUMNS];
+    uint32_t nc = lm__chunk_columns(c, s, cols);
     for (uint32_t k = 0; k < nc; k++)
         lm_free(*cols[k].ptr);
     brick_array_free(c->bricks, s);
@@ -321,8 +315,8 @@ int lm__chunk_reserve(struct lm_chunk *c, const struct lm_schema *s, const struc
             cap = (uint32_t)need;
         if (cap < 64)
             cap = 64;
-        struct column_ref cols[11 + LM_MAX_USER_COLUMNS];
-        uint32_t nc = column_refs(c, s, cols);
+        struct lm__column_ref cols[LM__MAX_COLUMNS];
+        uint32_t nc = lm__chunk_columns(c, s, cols);
         for (uint32_t k = 0; k < nc; k++) {
             /* Growing one array at a time is safe: content and cap stay valid if a
              * later array fails (earlier ones are merely larger). */
@@ -460,10 +454,10 @@ static int radix_sort(uint64_t *code, uint32_t *idx, uint32_t n)
 /* Copies rows perm[0..n_new) of every column into fresh exact-size arrays (fresh[k]
  * in column_refs order). The chunk is not changed. All or nothing. */
 static int gather(struct lm_chunk *c, const struct lm_schema *s, const uint32_t *perm,
-                  uint32_t n_new, void *fresh[11 + LM_MAX_USER_COLUMNS])
+                  uint32_t n_new, void *fresh[LM__MAX_COLUMNS])
 {
-    struct column_ref cols[11 + LM_MAX_USER_COLUMNS];
-    uint32_t nc = column_refs(c, s, cols);
+    struct lm__column_ref cols[LM__MAX_COLUMNS];
+    uint32_t nc = lm__chunk_columns(c, s, cols);
     uint32_t cap = n_new ? n_new : 1;
     for (uint32_t k = 0; k < nc; k++) {
         fresh[k] = lm_alloc((size_t)cap * cols[k].size);
@@ -502,10 +496,10 @@ static void free_arrays(void **arr, uint32_t n)
 
 /* Installs arrays from gather() as the chunk's columns, freeing the old ones. */
 static void install(struct lm_chunk *c, const struct lm_schema *s,
-                    void *fresh[11 + LM_MAX_USER_COLUMNS], uint32_t n_new)
+                    void *fresh[LM__MAX_COLUMNS], uint32_t n_new)
 {
-    struct column_ref cols[11 + LM_MAX_USER_COLUMNS];
-    uint32_t nc = column_refs(c, s, cols);
+    struct lm__column_ref cols[LM__MAX_COLUMNS];
+    uint32_t nc = lm__chunk_columns(c, s, cols);
     for (uint32_t k = 0; k < nc; k++) {
         lm_free(*cols[k].ptr);
         *cols[k].ptr = fresh[k];
@@ -589,7 +583,7 @@ int lm__chunk_compact(struct lm_chunk *c, const struct lm_schema *s, bool force)
         code = mcode;
         perm = mperm;
     }
-    void *fresh[11 + LM_MAX_USER_COLUMNS];
+    void *fresh[LM__MAX_COLUMNS];
     rc = gather(c, s, perm, n, fresh);
     if (rc)
         goto out;
@@ -621,7 +615,7 @@ int lm__chunk_retain(struct lm_chunk *c, const struct lm_schema *s, const bool *
     for (uint32_t i = 0; i < c->n; i++)
         if (keep[i])
             perm[m++] = i;
-    void *cols[11 + LM_MAX_USER_COLUMNS];
+    void *cols[LM__MAX_COLUMNS];
     int rc = gather(c, s, perm, m, cols);
     lm_free(perm);
     if (rc) {
@@ -630,8 +624,8 @@ int lm__chunk_retain(struct lm_chunk *c, const struct lm_schema *s, const bool *
     }
     /* size the new bricks from the kept rows, seen through a copy of the chunk */
     struct lm_chunk kept = *c;
-    struct column_ref refs[11 + LM_MAX_USER_COLUMNS];
-    uint32_t nc = column_refs(&kept, s, refs);
+    struct lm__column_ref refs[LM__MAX_COLUMNS];
+    uint32_t nc = lm__chunk_columns(&kept, s, refs);
     for (uint32_t k = 0; k < nc; k++)
         *refs[k].ptr = cols[k];
     kept.n = m;

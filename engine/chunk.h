@@ -66,6 +66,9 @@ struct lm_chunk {
     float bmin[3], bmax[3];
     /* running totals over all rows, for the octree (invariant 4) */
     double sum_r, sum_g, sum_b, sum_i, sh[3][4];
+    /* where the chunk's last checkpointed version lives (store.c); seg 0 = nowhere */
+    uint64_t disk_seg, disk_off;
+    uint32_t disk_len;
     /* search index over rows [0, n_sorted), built on first use (lm__chunk_index) */
     pthread_mutex_t kd_lock;
     lm_kdtree *_Atomic kd;
@@ -125,6 +128,16 @@ int lm__chunk_recompute(struct lm_chunk *c, const struct lm_schema *s);
 /* Voxel aggregate for local voxel (lx, ly, lz), or NULL. */
 const struct lm__voxel_agg *lm__chunk_voxel(const struct lm_chunk *c, uint32_t lx,
                                             uint32_t ly, uint32_t lz);
+
+/* Every column array of the chunk with its element size, in storage order: x, y, z,
+ * dir, r, g, b, intensity, t, then user columns. Returns the count. */
+struct lm__column_ref {
+    void **ptr;
+    size_t size;
+};
+#define LM__MAX_COLUMNS (9 + LM_MAX_USER_COLUMNS)
+uint32_t lm__chunk_columns(struct lm_chunk *c, const struct lm_schema *s,
+                           struct lm__column_ref out[LM__MAX_COLUMNS]);
 
 /* Column value of row i as double (any column index). */
 double lm__chunk_value(const struct lm_chunk *c, const struct lm_schema *s, int column,

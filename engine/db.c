@@ -1,10 +1,17 @@
-/* db.c - the database handle: directory lock, fields, locking, the public API.
+/* db.c - the database handle: directory lock, fields, locking, logging, recovery,
+ * checkpoints, and the public API.
  *
- * Invariants: (1) mutations run under the write lock, queries under the read lock;
- *   (2) every mutation is validated completely before anything changes; (3) a failure
- *   after a change began (out of memory mid-apply) marks the database failed: every
- *   later call returns LM_EFAILED until it is reopened, so that no half-applied
- *   change is ever built upon. */
+ * Invariants:
+ *  (1) mutations run under the write lock, queries under the read lock;
+ *  (2) every mutation is validated completely before anything is logged or changed;
+ *  (3) a mutation is logged (WAL record, LSN assigned) and applied under the write
+ *      lock, in LSN order, then made durable per policy after the lock is released
+ *      (so concurrent writers share one fsync); it is acknowledged only after that;
+ *  (4) a failure after logging (apply out of memory, a failed fsync) marks the database
+ *      failed: every later call returns LM_EFAILED until it is reopened, and recovery
+ *      then rebuilds the state from the checkpoint and the log;
+ *  (5) open = load the checkpoint, replay the log after it, remove orphaned segments.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -18,127 +25,34 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "db.h"
 #include "error.h"
 #include "field.h"
+#include "io.h"
 #include "query.h"
+#include "record.h"
 #include "region.h"
+#include "store.h"
+#include "wal.h"
+
+#define DEFAULT_CHECKPOINT_BYTES (64ull << 20)
 
 struct lm_db {
     char *dir;
     int lock_fd;
     struct lm_db_opts opts;
+    const struct lm_io *io;
+    lm_wal *wal;               /* NULL when read-only */
     pthread_rwlock_t lock;
     struct lm_field **fields; /* sorted by name */
     size_t n_fields, cap_fields;
     uint64_t lsn;
+    uint64_t ckpt_lsn;
+    _Atomic uint64_t wal_bytes; /* logged since the last checkpoint */
     atomic_bool failed;
 };
 
-/* ---------------------------------------------------------------- open/close */
-
-int lm_db_open(const char *dir, const struct lm_db_opts *opts, lm_db **out,
-               struct lm_error *err)
-{
-    static const struct lm_db_opts defaults = {.create = true, .sync = LM_SYNC_GROUP};
-    if (!dir || !*dir || !out)
-        return lm__fail(err, LM_EBADARG, "database directory is required");
-    if (!opts)
-        opts = &defaults;
-    if (opts->create && mkdir(dir, 0755) && errno != EEXIST)
-        return lm__fail(err, -errno, "cannot create database directory '%s': %s", dir,
-                        strerror(errno));
-    struct stat st;
-    if (stat(dir, &st))
-        return lm__fail(err, -errno, "cannot open database directory '%s': %s", dir,
-                        strerror(errno));
-    if (!S_ISDIR(st.st_mode))
-        return lm__fail(err, -ENOTDIR, "'%s' is not a directory", dir);
-    lm_db *db = lm_calloc(1, sizeof *db);
-    if (!db || !(db->dir = lm_strdup(dir))) {
-        lm_free(db);
-        return lm__fail(err, -ENOMEM, "out of memory opening '%s'", dir);
-    }
-    db->opts = *opts;
-    db->lock_fd = -1;
-    if (!opts->read_only) {
-        /* One writer process per directory: an advisory lock on LOCK. */
-        char path[4096];
-        snprintf(path, sizeof path, "%s/LOCK", dir);
-        db->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (db->lock_fd < 0) {
-            int e = errno;
-            lm_db_close(db);
-            return lm__fail(err, -e, "cannot open lock file '%s': %s", path, strerror(e));
-        }
-        if (flock(db->lock_fd, LOCK_EX | LOCK_NB)) {
-            int e = errno;
-            lm_db_close(db);
-            if (e == EWOULDBLOCK)
-                return lm__fail(err, LM_ELOCKED,
-                                "database '%s' is open for writing by another process", dir);
-            return lm__fail(err, -e, "cannot lock '%s': %s", path, strerror(e));
-        }
-    }
-    pthread_rwlock_init(&db->lock, NULL);
-    *out = db;
-    return 0;
-}
-
-void lm_db_close(lm_db *db)
-{
-    if (!db)
-        return;
-    for (size_t i = 0; i < db->n_fields; i++)
-        lm__field_free(db->fields[i]);
-    lm_free(db->fields);
-    if (db->lock_fd >= 0)
-        close(db->lock_fd);
-    if (db->dir)
-        pthread_rwlock_destroy(&db->lock);
-    lm_free(db->dir);
-    lm_free(db);
-}
-
-uint64_t lm_db_lsn(lm_db *db)
-{
-    pthread_rwlock_rdlock(&db->lock);
-    uint64_t l = db->lsn;
-    pthread_rwlock_unlock(&db->lock);
-    return l;
-}
-
-/* ---------------------------------------------------------------- locking helpers */
-
-static int begin_write(lm_db *db, struct lm_error *err)
-{
-    if (db->opts.read_only)
-        return lm__fail(err, LM_EREADONLY, "database '%s' is open read-only", db->dir);
-    pthread_rwlock_wrlock(&db->lock);
-    if (atomic_load(&db->failed)) {
-        pthread_rwlock_unlock(&db->lock);
-        return lm__fail(err, LM_EFAILED, "database '%s' failed earlier; reopen it", db->dir);
-    }
-    return 0;
-}
-
-/* Ends a mutation; rc from an apply that may have changed state marks the db failed. */
-static int end_write(lm_db *db, int rc, bool changed_on_error)
-{
-    if (rc && changed_on_error)
-        atomic_store(&db->failed, true);
-    pthread_rwlock_unlock(&db->lock);
-    return rc;
-}
-
-static int begin_read(lm_db *db, struct lm_error *err)
-{
-    pthread_rwlock_rdlock(&db->lock);
-    if (atomic_load(&db->failed)) {
-        pthread_rwlock_unlock(&db->lock);
-        return lm__fail(err, LM_EFAILED, "database '%s' failed earlier; reopen it", db->dir);
-    }
-    return 0;
-}
+/* ---------------------------------------------------------------- fields table */
 
 static size_t field_pos(const lm_db *db, const char *name, bool *found)
 {
@@ -170,42 +84,374 @@ static struct lm_field *find_field(const lm_db *db, const char *name, struct lm_
     return db->fields[i];
 }
 
-/* ---------------------------------------------------------------- fields */
-
-int lm_field_create(lm_db *db, const char *name, const struct lm_field_opts *opts,
-                    struct lm_error *err)
+static int fields_insert(lm_db *db, struct lm_field *f, size_t pos)
 {
-    struct lm_field *f;
-    int rc = lm__field_new(name, opts, &f, err);
-    if (rc)
-        return rc;
-    if ((rc = begin_write(db, err))) {
-        lm__field_free(f);
-        return rc;
-    }
-    bool found;
-    size_t pos = field_pos(db, name, &found);
-    if (found) {
-        lm__field_free(f);
-        return end_write(db, lm__fail(err, LM_EFIELDEXISTS, "field '%s' already exists", name),
-                         false);
-    }
     if (db->n_fields == db->cap_fields) {
         size_t cap = db->cap_fields ? db->cap_fields * 2 : 8;
         struct lm_field **v = lm_realloc(db->fields, cap * sizeof *v);
-        if (!v) {
-            lm__field_free(f);
-            return end_write(db, lm__fail(err, -ENOMEM, "out of memory creating '%s'", name),
-                             false);
-        }
+        if (!v)
+            return -ENOMEM;
         db->fields = v;
         db->cap_fields = cap;
     }
     memmove(&db->fields[pos + 1], &db->fields[pos], (db->n_fields - pos) * sizeof *db->fields);
     db->fields[pos] = f;
     db->n_fields++;
-    f->lsn = ++db->lsn;
-    return end_write(db, 0, false);
+    return 0;
+}
+
+static void fields_remove(lm_db *db, size_t pos)
+{
+    lm__field_free(db->fields[pos]);
+    memmove(&db->fields[pos], &db->fields[pos + 1],
+            (db->n_fields - pos - 1) * sizeof *db->fields);
+    db->n_fields--;
+}
+
+/* ---------------------------------------------------------------- apply */
+
+/* Applies a decoded record with sequence number lsn: the one code path of both live
+ * writes and recovery (record.h invariant 1). */
+static int apply(lm_db *db, const struct lm__record *r, uint64_t lsn, uint64_t *count,
+                 struct lm_error *err)
+{
+    bool found = false;
+    size_t pos = field_pos(db, r->field, &found);
+    if (r->type == LM_REC_FIELD_CREATE) {
+        if (found)
+            return lm__fail(err, LM_EFIELDEXISTS, "field '%s' already exists", r->field);
+        struct lm_field *f;
+        int rc = lm__field_new(r->field, &r->opts, &f, err);
+        if (rc)
+            return rc;
+        if (fields_insert(db, f, pos)) {
+            lm__field_free(f);
+            return lm__fail(err, -ENOMEM, "out of memory creating '%s'", r->field);
+        }
+        f->lsn = lsn;
+        return 0;
+    }
+    if (!found)
+        return lm__fail(err, LM_ENOFIELD, "no field named '%s'", r->field);
+    struct lm_field *f = db->fields[pos];
+    switch (r->type) {
+    case LM_REC_FIELD_DROP:
+        fields_remove(db, pos);
+        return 0;
+    case LM_REC_INSERT:
+        if (count)
+            *count = r->batch.n;
+        return lm__field_insert(f, &r->batch, lsn, err);
+    case LM_REC_DELETE:
+        return lm__field_delete(f, &r->sel, lsn, count, err);
+    case LM_REC_UPDATE:
+        return lm__field_update(f, &r->sel, r->column, r->value, lsn, count, err);
+    default:
+        return lm__fail(err, LM_ECORRUPT, "unknown record type %d", (int)r->type);
+    }
+}
+
+static int user_sizes(void *ctx, const char *field, uint32_t sizes[LM_MAX_USER_COLUMNS],
+                      uint32_t *n_user)
+{
+    lm_db *db = ctx;
+    struct lm_field *f = find_field(db, field, NULL);
+    if (!f)
+        return LM_ENOFIELD;
+    *n_user = f->schema.n_user;
+    for (uint32_t u = 0; u < f->schema.n_user; u++)
+        sizes[u] = (uint32_t)lm__type_size(f->schema.user_type[u]);
+    return 0;
+}
+
+struct replay_ctx {
+    lm_db *db;
+    struct lm_error *err;
+};
+
+static int replay_one(void *ctx, uint64_t lsn, uint16_t type, const void *payload, size_t n)
+{
+    struct replay_ctx *rc_ = ctx;
+    struct lm__record r;
+    int rc = lm__record_decode(type, payload, n, user_sizes, rc_->db, &r, rc_->err);
+    if (rc)
+        return rc;
+    rc = apply(rc_->db, &r, lsn, NULL, rc_->err);
+    lm__record_free(&r);
+    if (rc) {
+        /* Records are validated before they are logged: a failure here is damage. */
+        char why[512];
+        snprintf(why, sizeof why, "%s", rc_->err ? rc_->err->message : lm_strerror(rc));
+        return lm__fail(rc_->err, rc == -ENOMEM ? rc : LM_ECORRUPT,
+                        "replaying log record %llu: %s", (unsigned long long)lsn, why);
+    }
+    rc_->db->lsn = lsn;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- open/close */
+
+static int take_lock(lm_db *db, struct lm_error *err)
+{
+    /* One writer process per directory: an advisory lock on LOCK. */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/LOCK", db->dir);
+    db->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (db->lock_fd < 0)
+        return lm__fail(err, -errno, "cannot open lock file '%s': %s", path, strerror(errno));
+    if (flock(db->lock_fd, LOCK_EX | LOCK_NB)) {
+        int e = errno;
+        if (e == EWOULDBLOCK)
+            return lm__fail(err, LM_ELOCKED,
+                            "database '%s' is open for writing by another process", db->dir);
+        return lm__fail(err, -e, "cannot lock '%s': %s", path, strerror(e));
+    }
+    return 0;
+}
+
+static int recover(lm_db *db, struct lm_error *err)
+{
+    int rc = lm__store_load(db->io, db->dir, &db->fields, &db->n_fields, &db->ckpt_lsn, err);
+    if (rc)
+        return rc;
+    db->cap_fields = db->n_fields;
+    db->lsn = db->ckpt_lsn;
+    if (db->opts.read_only)
+        return 0;
+    char wal_dir[4096];
+    snprintf(wal_dir, sizeof wal_dir, "%s/wal", db->dir);
+    struct lm_wal_opts wo = {.io = db->io, .dir = wal_dir, .sync = db->opts.sync,
+                             .group_commit_us = db->opts.group_commit_us};
+    if ((rc = lm_wal_open(&wo, &db->wal, err)))
+        return rc;
+    struct replay_ctx ctx = {db, err};
+    if ((rc = lm_wal_replay(db->wal, db->ckpt_lsn, replay_one, &ctx, err)))
+        return rc;
+    /* A log that ends before the checkpoint (truncated after it) continues after it. */
+    if (lm_wal_last_lsn(db->wal) < db->ckpt_lsn &&
+        (rc = lm_wal_truncate_upto(db->wal, db->ckpt_lsn)))
+        return lm__fail(err, rc, "moving the log past checkpoint %llu: %s",
+                        (unsigned long long)db->ckpt_lsn, lm_strerror(rc));
+    if (lm_wal_last_lsn(db->wal) > db->lsn)
+        db->lsn = lm_wal_last_lsn(db->wal);
+    return lm__store_collect(db->io, db->dir, db->fields, db->n_fields, err);
+}
+
+int lm_db_open(const char *dir, const struct lm_db_opts *opts, lm_db **out,
+               struct lm_error *err)
+{
+    static const struct lm_db_opts defaults = {.create = true, .sync = LM_SYNC_GROUP};
+    if (!dir || !*dir || !out)
+        return lm__fail(err, LM_EBADARG, "database directory is required");
+    if (!opts)
+        opts = &defaults;
+    if (opts->sync != LM_SYNC_GROUP && opts->sync != LM_SYNC_ALWAYS && opts->sync != LM_SYNC_NONE)
+        return lm__fail(err, LM_EBADARG, "unknown durability policy %d", (int)opts->sync);
+    const struct lm_io *io = opts->io ? opts->io : lm_io_posix();
+    if (opts->create && !opts->read_only) {
+        int rc = lm_io_mkdir_durable(io, dir, NULL, err);
+        if (rc)
+            return rc;
+    }
+    struct stat st;
+    if (stat(dir, &st))
+        return lm__fail(err, -errno, "cannot open database directory '%s': %s", dir,
+                        strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return lm__fail(err, -ENOTDIR, "'%s' is not a directory", dir);
+    lm_db *db = lm_calloc(1, sizeof *db);
+    if (!db || !(db->dir = lm_strdup(dir))) {
+        lm_free(db);
+        return lm__fail(err, -ENOMEM, "out of memory opening '%s'", dir);
+    }
+    db->opts = *opts;
+    db->io = io;
+    db->lock_fd = -1;
+    pthread_rwlock_init(&db->lock, NULL);
+    int rc = opts->read_only ? 0 : take_lock(db, err);
+    if (!rc)
+        rc = recover(db, err);
+    if (rc) {
+        atomic_store(&db->failed, true); /* close must not checkpoint a partial state */
+        lm_db_close(db);
+        return rc;
+    }
+    *out = db;
+    return 0;
+}
+
+static int checkpoint_locked(lm_db *db, struct lm_error *err)
+{
+    if (db->lsn == db->ckpt_lsn)
+        return 0;
+    int rc = lm__store_checkpoint(db->io, db->dir, db->fields, db->n_fields, db->lsn,
+                                  &db->ckpt_lsn, err);
+    if (rc)
+        return rc;
+    atomic_store(&db->wal_bytes, 0);
+    if ((rc = lm_wal_truncate_upto(db->wal, db->ckpt_lsn)))
+        return lm__fail(err, rc, "truncating the log after checkpoint %llu: %s",
+                        (unsigned long long)db->ckpt_lsn, lm_strerror(rc));
+    return lm__store_collect(db->io, db->dir, db->fields, db->n_fields, err);
+}
+
+void lm_db_close(lm_db *db)
+{
+    if (!db)
+        return;
+    if (db->wal && !atomic_load(&db->failed))
+        checkpoint_locked(db, NULL); /* best effort: the log still holds everything */
+    lm_wal_close(db->wal);
+    for (size_t i = 0; i < db->n_fields; i++)
+        lm__field_free(db->fields[i]);
+    lm_free(db->fields);
+    if (db->lock_fd >= 0)
+        close(db->lock_fd);
+    pthread_rwlock_destroy(&db->lock);
+    lm_free(db->dir);
+    lm_free(db);
+}
+
+void lm__db_abandon(lm_db *db)
+{
+    if (!db)
+        return;
+    atomic_store(&db->failed, true); /* no checkpoint in close */
+    lm_wal_abandon(db->wal);         /* its unsynced buffer is what a crash loses */
+    db->wal = NULL;
+    lm_db_close(db);
+}
+
+uint64_t lm_db_lsn(lm_db *db)
+{
+    pthread_rwlock_rdlock(&db->lock);
+    uint64_t l = db->lsn;
+    pthread_rwlock_unlock(&db->lock);
+    return l;
+}
+
+/* ---------------------------------------------------------------- locking helpers */
+
+static int begin_write(lm_db *db, struct lm_error *err)
+{
+    if (db->opts.read_only)
+        return lm__fail(err, LM_EREADONLY, "database '%s' is open read-only", db->dir);
+    pthread_rwlock_wrlock(&db->lock);
+    if (atomic_load(&db->failed)) {
+        pthread_rwlock_unlock(&db->lock);
+        return lm__fail(err, LM_EFAILED, "database '%s' failed earlier; reopen it", db->dir);
+    }
+    return 0;
+}
+
+static int begin_read(lm_db *db, struct lm_error *err)
+{
+    pthread_rwlock_rdlock(&db->lock);
+    if (atomic_load(&db->failed)) {
+        pthread_rwlock_unlock(&db->lock);
+        return lm__fail(err, LM_EFAILED, "database '%s' failed earlier; reopen it", db->dir);
+    }
+    return 0;
+}
+
+int lm_db_checkpoint(lm_db *db, struct lm_error *err)
+{
+    int rc = begin_write(db, err);
+    if (rc)
+        return rc;
+    rc = checkpoint_locked(db, err);
+    pthread_rwlock_unlock(&db->lock);
+    return rc;
+}
+
+int lm_db_stats(lm_db *db, struct lm_db_stats *out)
+{
+    int rc = begin_read(db, NULL);
+    if (rc)
+        return rc;
+    out->checkpoint_lsn = db->ckpt_lsn;
+    out->checkpoint_bytes = lm__store_bytes(db->fields, db->n_fields);
+    out->wal_bytes_since_checkpoint = atomic_load(&db->wal_bytes);
+    pthread_rwlock_unlock(&db->lock);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- logged mutations */
+
+/* Logs and applies one mutation under the write lock (invariant 3), then waits for
+ * durability outside it. enc holds the record; r the same mutation decoded (what
+ * apply() takes). */
+static int commit(lm_db *db, uint16_t type, const struct lm__record_enc *enc,
+                  const struct lm__record *r, struct lm__insert_plan *plan, uint64_t *count,
+                  uint64_t *lsn_out, struct lm_error *err)
+{
+    uint64_t lsn = 0;
+    size_t bytes = 0;
+    for (int i = 0; i < enc->n_iov; i++)
+        bytes += enc->iov[i].iov_len;
+    int rc = lm_wal_write(db->wal, type, enc->iov, enc->n_iov, &lsn);
+    if (rc) {
+        lm__field_insert_abort(plan);
+        if (rc != -ENOMEM && rc != LM_ELIMIT)
+            atomic_store(&db->failed, true); /* the log failed: nothing more is safe */
+        pthread_rwlock_unlock(&db->lock);
+        return lm__fail(err, rc, "writing the log of '%s': %s", db->dir, lm_strerror(rc));
+    }
+    if (plan)
+        lm__field_insert_commit(plan, lsn); /* prepared before logging: cannot fail */
+    else
+        rc = apply(db, r, lsn, count, err);
+    if (rc) {
+        /* logged but not (fully) applied: only recovery can make the two agree */
+        atomic_store(&db->failed, true);
+        pthread_rwlock_unlock(&db->lock);
+        return rc;
+    }
+    db->lsn = lsn;
+    uint64_t logged = atomic_fetch_add(&db->wal_bytes, bytes) + bytes;
+    pthread_rwlock_unlock(&db->lock);
+    if ((rc = lm_wal_sync(db->wal, lsn))) {
+        atomic_store(&db->failed, true);
+        return lm__fail(err, rc, "making the log of '%s' durable: %s (not acknowledged)",
+                        db->dir, lm_strerror(rc));
+    }
+    if (lsn_out)
+        *lsn_out = lsn;
+    uint64_t limit = db->opts.checkpoint_bytes ? db->opts.checkpoint_bytes
+                                               : DEFAULT_CHECKPOINT_BYTES;
+    if (logged >= limit && atomic_load(&db->wal_bytes) >= limit) {
+        /* The write is durable and acknowledged whatever happens here; a failed
+         * checkpoint leaves the previous one and the log in force. */
+        pthread_rwlock_wrlock(&db->lock);
+        if (!atomic_load(&db->failed) && atomic_load(&db->wal_bytes) >= limit)
+            checkpoint_locked(db, NULL);
+        pthread_rwlock_unlock(&db->lock);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- fields */
+
+int lm_field_create(lm_db *db, const char *name, const struct lm_field_opts *opts,
+                    struct lm_error *err)
+{
+    struct lm_field_opts norm;
+    int rc = lm__field_validate(name, opts, &norm, err);
+    if (rc)
+        return rc;
+    if ((rc = begin_write(db, err)))
+        return rc;
+    bool found;
+    field_pos(db, name, &found);
+    if (found) {
+        pthread_rwlock_unlock(&db->lock);
+        return lm__fail(err, LM_EFIELDEXISTS, "field '%s' already exists", name);
+    }
+    struct lm__record_enc enc;
+    lm__record_field_create(&enc, name, &norm);
+    struct lm__record r = {.type = LM_REC_FIELD_CREATE, .opts = norm};
+    snprintf(r.field, sizeof r.field, "%s", name);
+    return commit(db, LM_REC_FIELD_CREATE, &enc, &r, NULL, NULL, NULL, err);
 }
 
 int lm_field_drop(lm_db *db, const char *name, struct lm_error *err)
@@ -213,17 +459,15 @@ int lm_field_drop(lm_db *db, const char *name, struct lm_error *err)
     int rc = begin_write(db, err);
     if (rc)
         return rc;
-    bool found = false;
-    size_t pos = name ? field_pos(db, name, &found) : 0;
-    if (!found)
-        return end_write(db, lm__fail(err, LM_ENOFIELD, "no field named '%s'",
-                                      name ? name : "(null)"), false);
-    lm__field_free(db->fields[pos]);
-    memmove(&db->fields[pos], &db->fields[pos + 1],
-            (db->n_fields - pos - 1) * sizeof *db->fields);
-    db->n_fields--;
-    db->lsn++;
-    return end_write(db, 0, false);
+    if (!find_field(db, name, err)) {
+        pthread_rwlock_unlock(&db->lock);
+        return LM_ENOFIELD;
+    }
+    struct lm__record_enc enc;
+    lm__record_field_drop(&enc, name);
+    struct lm__record r = {.type = LM_REC_FIELD_DROP};
+    snprintf(r.field, sizeof r.field, "%s", name);
+    return commit(db, LM_REC_FIELD_DROP, &enc, &r, NULL, NULL, NULL, err);
 }
 
 int lm_field_list(lm_db *db, struct lm_field_info *out, size_t cap, size_t *n)
@@ -252,97 +496,118 @@ int lm_field_info(lm_db *db, const char *name, struct lm_field_info *out,
     return f ? 0 : LM_ENOFIELD;
 }
 
-/* ---------------------------------------------------------------- writes */
-
-int lm_insert(lm_db *db, const char *field, const struct lm_batch *batch, uint64_t *lsn,
-              struct lm_error *err)
-{
-    if (!batch)
-        return lm__fail(err, LM_EBADARG, "batch is required");
-    int rc = begin_write(db, err);
-    if (rc)
-        return rc;
-    struct lm_field *f = find_field(db, field, err);
-    if (!f)
-        return end_write(db, LM_ENOFIELD, false);
-    if ((rc = lm__field_check_batch(f, batch, err)))
-        return end_write(db, rc, false);
-    if (!batch->n) {
-        if (lsn)
-            *lsn = db->lsn;
-        return end_write(db, 0, false);
-    }
-    uint64_t l = db->lsn + 1;
-    /* lm__field_insert is all-or-nothing: a failure there changed nothing. */
-    if ((rc = lm__field_insert(f, batch, l, err)))
-        return end_write(db, rc, false);
-    db->lsn = l;
-    if (lsn)
-        *lsn = l;
-    return end_write(db, 0, false);
-}
-
 int lm_field_optimize(lm_db *db, const char *name, struct lm_error *err)
 {
     int rc = begin_write(db, err);
     if (rc)
         return rc;
     struct lm_field *f = find_field(db, name, err);
-    if (!f)
-        return end_write(db, LM_ENOFIELD, false);
+    if (!f) {
+        pthread_rwlock_unlock(&db->lock);
+        return LM_ENOFIELD;
+    }
     /* Compaction only reorders rows; a failure leaves every chunk valid. */
     rc = lm__field_compact(f);
     if (rc)
         lm__fail(err, rc, "out of memory optimising '%s'", name);
-    return end_write(db, rc, false);
+    pthread_rwlock_unlock(&db->lock);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- writes */
+
+/* Takes the write lock and finds the field; on success the caller holds the lock. */
+static int write_field(lm_db *db, const char *name, struct lm_field **f,
+                       struct lm_error *err)
+{
+    int rc = begin_write(db, err);
+    if (rc)
+        return rc;
+    *f = find_field(db, name, err);
+    if (!*f) {
+        pthread_rwlock_unlock(&db->lock);
+        return LM_ENOFIELD;
+    }
+    return 0;
+}
+
+int lm_insert(lm_db *db, const char *field, const struct lm_batch *batch, uint64_t *lsn,
+              struct lm_error *err)
+{
+    if (!batch)
+        return lm__fail(err, LM_EBADARG, "batch is required");
+    struct lm_field *f;
+    int rc = write_field(db, field, &f, err);
+    if (rc)
+        return rc;
+    if ((rc = lm__field_check_batch(f, batch, err)) || !batch->n) {
+        if (!rc && lsn)
+            *lsn = db->lsn;
+        pthread_rwlock_unlock(&db->lock);
+        return rc;
+    }
+    uint32_t sizes[LM_MAX_USER_COLUMNS];
+    for (uint32_t u = 0; u < f->schema.n_user; u++)
+        sizes[u] = (uint32_t)lm__type_size(f->schema.user_type[u]);
+    struct lm__insert_plan *plan;
+    if ((rc = lm__field_insert_prepare(f, batch, &plan, err))) {
+        pthread_rwlock_unlock(&db->lock);
+        return rc;
+    }
+    struct lm__record_enc enc;
+    lm__record_insert(&enc, field, batch, sizes);
+    struct lm__record r = {.type = LM_REC_INSERT, .batch = *batch};
+    snprintf(r.field, sizeof r.field, "%s", field);
+    return commit(db, LM_REC_INSERT, &enc, &r, plan, NULL, lsn, err);
 }
 
 int lm_delete(lm_db *db, const char *field, const struct lm_selection *sel,
               uint64_t *n_deleted, uint64_t *lsn, struct lm_error *err)
 {
-    int rc = begin_write(db, err);
+    struct lm_field *f;
+    int rc = write_field(db, field, &f, err);
     if (rc)
         return rc;
-    struct lm_field *f = find_field(db, field, err);
-    if (!f)
-        return end_write(db, LM_ENOFIELD, false);
-    if ((rc = lm__field_check_selection(f, sel, err)))
-        return end_write(db, rc, false);
-    uint64_t l = db->lsn + 1, n = 0;
-    if ((rc = lm__field_delete(f, sel, l, &n, err)))
-        return end_write(db, rc, true);
-    if (n)
-        db->lsn = l;
-    if (n_deleted)
+    if ((rc = lm__field_check_selection(f, sel, err))) {
+        pthread_rwlock_unlock(&db->lock);
+        return rc;
+    }
+    struct lm__record_enc enc;
+    lm__record_delete(&enc, field, sel);
+    struct lm__record r = {.type = LM_REC_DELETE};
+    if (sel)
+        r.sel = *sel;
+    snprintf(r.field, sizeof r.field, "%s", field);
+    uint64_t n = 0;
+    rc = commit(db, LM_REC_DELETE, &enc, &r, NULL, &n, lsn, err);
+    if (!rc && n_deleted)
         *n_deleted = n;
-    if (lsn)
-        *lsn = db->lsn;
-    return end_write(db, 0, false);
+    return rc;
 }
 
 int lm_update(lm_db *db, const char *field, const struct lm_selection *sel, int column,
               double value, uint64_t *n_updated, uint64_t *lsn, struct lm_error *err)
 {
-    int rc = begin_write(db, err);
+    struct lm_field *f;
+    int rc = write_field(db, field, &f, err);
     if (rc)
         return rc;
-    struct lm_field *f = find_field(db, field, err);
-    if (!f)
-        return end_write(db, LM_ENOFIELD, false);
-    if ((rc = lm__field_check_selection(f, sel, err)))
-        return end_write(db, rc, false);
-    uint64_t l = db->lsn + 1, n = 0;
-    rc = lm__field_update(f, sel, column, value, l, &n, err);
-    /* Validation errors come before any change; only out-of-memory is mid-apply. */
-    if (rc)
-        return end_write(db, rc, rc == -ENOMEM);
-    if (n)
-        db->lsn = l;
-    if (n_updated)
+    if ((rc = lm__field_check_selection(f, sel, err)) ||
+        (rc = lm__field_check_update(f, column, value, err))) {
+        pthread_rwlock_unlock(&db->lock);
+        return rc;
+    }
+    struct lm__record_enc enc;
+    lm__record_update(&enc, field, sel, column, value);
+    struct lm__record r = {.type = LM_REC_UPDATE, .column = column, .value = value};
+    if (sel)
+        r.sel = *sel;
+    snprintf(r.field, sizeof r.field, "%s", field);
+    uint64_t n = 0;
+    rc = commit(db, LM_REC_UPDATE, &enc, &r, NULL, &n, lsn, err);
+    if (!rc && n_updated)
         *n_updated = n;
-    if (lsn)
-        *lsn = db->lsn;
-    return end_write(db, 0, false);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- reads */

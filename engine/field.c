@@ -344,41 +344,77 @@ static uint32_t coord_hash(const int32_t c[3], uint32_t cap)
     return (uint32_t)((h ^ h >> 31) & (cap - 1));
 }
 
-int lm__field_insert(struct lm_field *f, const struct lm_batch *b, uint64_t lsn,
-                     struct lm_error *err)
+struct lm__insert_plan {
+    struct lm_field *f;
+    const struct lm_batch *b;
+    uint32_t n, n_groups;
+    float *dir;              /* normalised directions, 3 per row, or NULL */
+    uint32_t *order;         /* rows grouped by chunk, each group in brick order */
+    uint32_t *g_start;       /* group g is order[g_start[g] .. g_start[g + 1]) */
+    struct lm__onode **g_leaf;
+    bool *g_new;             /* chunk created by this plan (removed on abort) */
+};
+
+static void plan_free(struct lm__insert_plan *p)
+{
+    lm_free(p->dir);
+    lm_free(p->order);
+    lm_free(p->g_start);
+    lm_free(p->g_leaf);
+    lm_free(p->g_new);
+    lm_free(p);
+}
+
+void lm__field_insert_abort(struct lm__insert_plan *p)
+{
+    if (!p)
+        return;
+    for (uint32_t g = 0; g < p->n_groups; g++) {
+        if (p->g_new[g] && p->g_leaf[g]) {
+            struct lm_chunk *c = p->g_leaf[g]->chunk;
+            lm__octree_remove(&p->f->tree, p->g_leaf[g]);
+            lm__chunk_free(c, &p->f->schema);
+        }
+    }
+    plan_free(p);
+}
+
+int lm__field_insert_prepare(struct lm_field *f, const struct lm_batch *b,
+                             struct lm__insert_plan **out, struct lm_error *err)
 {
     const struct lm_schema *s = &f->schema;
     uint32_t n = (uint32_t)b->n;
-    if (!n)
-        return 0;
-    int rc = -ENOMEM;
-    float *dir = NULL;
-    int32_t *row_chunk = lm_alloc((size_t)n * 3 * sizeof *row_chunk);
-    uint32_t *row_group = lm_alloc((size_t)n * sizeof *row_group);
-    uint32_t *order = lm_alloc((size_t)n * sizeof *order);
+    struct lm__insert_plan *p = lm_calloc(1, sizeof *p);
+    int32_t *row_chunk = NULL;
+    uint32_t *row_group = NULL, *scratch = NULL;
     struct group_map gm = {0};
+    if (!p)
+        goto nomem;
+    p->f = f;
+    p->b = b;
+    p->n = n;
     gm.cap = 16;
     while (gm.cap < 2u * n)
         gm.cap <<= 1;
+    row_chunk = lm_alloc(((size_t)n + 1) * 3 * sizeof *row_chunk);
+    row_group = lm_alloc(((size_t)n + 1) * sizeof *row_group);
     gm.coord = lm_alloc((size_t)gm.cap * 3 * sizeof *gm.coord);
     gm.group = lm_calloc(gm.cap, sizeof *gm.group);
-    /* per group: first offset into order, count, chunk, created-here flag */
-    uint32_t *g_start = lm_calloc((size_t)n + 1, sizeof *g_start);
-    struct lm__onode **g_leaf = lm_calloc(n, sizeof *g_leaf);
-    bool *g_new = lm_calloc(n, sizeof *g_new);
-    uint32_t n_groups = 0;
-    if (!row_chunk || !row_group || !order || !gm.coord || !gm.group || !g_start || !g_leaf ||
-        !g_new)
-        goto out;
+    p->order = lm_alloc(((size_t)n + 1) * sizeof *p->order);
+    p->g_start = lm_calloc((size_t)n + 2, sizeof *p->g_start);
+    p->g_leaf = lm_calloc((size_t)n + 1, sizeof *p->g_leaf);
+    p->g_new = lm_calloc((size_t)n + 1, sizeof *p->g_new);
+    if (!row_chunk || !row_group || !gm.coord || !gm.group || !p->order || !p->g_start ||
+        !p->g_leaf || !p->g_new)
+        goto nomem;
     if (b->dx) {
-        dir = lm_alloc((size_t)n * 3 * sizeof *dir);
-        if (!dir)
-            goto out;
+        if (!(p->dir = lm_alloc((size_t)n * 3 * sizeof *p->dir)))
+            goto nomem;
         for (uint32_t i = 0; i < n; i++) {
             double d[3] = {b->dx[i], b->dy[i], b->dz[i]};
             double l = sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]);
             for (int a = 0; a < 3; a++)
-                dir[3 * i + a] = (float)(d[a] / l);
+                p->dir[3 * i + a] = (float)(d[a] / l);
         }
     }
     /* Group rows by chunk with a small hash map, then counting-sort them. */
@@ -392,82 +428,91 @@ int lm__field_insert(struct lm_field *f, const struct lm_batch *b, uint64_t lsn,
             h = (h + 1) & (gm.cap - 1);
         if (!gm.group[h]) {
             memcpy(&gm.coord[3 * h], cc, 3 * sizeof *cc);
-            gm.group[h] = ++n_groups;
+            gm.group[h] = ++p->n_groups;
         }
         row_group[i] = gm.group[h] - 1;
-        g_start[row_group[i] + 1]++;
+        p->g_start[row_group[i] + 1]++;
     }
-    for (uint32_t g = 0; g < n_groups; g++)
-        g_start[g + 1] += g_start[g];
-    {
-        uint32_t *fill = lm_alloc((size_t)(n_groups ? n_groups : 1) * sizeof *fill);
-        if (!fill)
-            goto out;
-        memcpy(fill, g_start, n_groups * sizeof *fill);
-        for (uint32_t i = 0; i < n; i++)
-            order[fill[row_group[i]]++] = i;
-        lm_free(fill);
-    }
-    /* Phase 1: find or create every chunk and reserve room; nothing visible changes. */
-    for (uint32_t g = 0; g < n_groups; g++) {
-        const int32_t *cc = &row_chunk[3 * order[g_start[g]]];
+    for (uint32_t g = 0; g < p->n_groups; g++)
+        p->g_start[g + 1] += p->g_start[g];
+    /* row_group becomes the fill cursor per group (it is no longer needed per row) */
+    scratch = lm_alloc(((size_t)p->n_groups + 1) * sizeof *scratch);
+    if (!scratch)
+        goto nomem;
+    memcpy(scratch, p->g_start, p->n_groups * sizeof *scratch);
+    for (uint32_t i = 0; i < n; i++)
+        p->order[scratch[row_group[i]]++] = i;
+    lm_free(scratch);
+    scratch = NULL;
+    /* Find or create every chunk and reserve room; nothing visible changes (new
+     * chunks are empty, which queries skip). */
+    for (uint32_t g = 0; g < p->n_groups; g++) {
+        const int32_t *cc = &row_chunk[3 * p->order[p->g_start[g]]];
         struct lm__onode *leaf = lm__octree_find(&f->tree, cc);
         if (!leaf) {
             struct lm_chunk *c = lm__chunk_new(cc, s);
             if (!c || lm__octree_add(&f->tree, c, &leaf)) {
                 lm__chunk_free(c, s);
-                goto rollback;
+                goto nomem;
             }
-            g_new[g] = true;
+            p->g_new[g] = true;
         }
-        g_leaf[g] = leaf;
-        if (lm__chunk_reserve(leaf->chunk, s, b, &order[g_start[g]], g_start[g + 1] - g_start[g]))
-            goto rollback;
+        p->g_leaf[g] = leaf;
+        if (lm__chunk_reserve(leaf->chunk, s, b, &p->order[p->g_start[g]],
+                              p->g_start[g + 1] - p->g_start[g]))
+            goto nomem;
     }
     /* Rows of a chunk in brick order: aggregate updates then stay in cache. */
-    {
-        uint32_t *scratch = lm_alloc(((size_t)n + lm__chunk_n_bricks(s) + 1) * sizeof *scratch);
-        if (!scratch)
-            goto rollback;
-        for (uint32_t g = 0; g < n_groups; g++)
-            lm__chunk_order_rows(g_leaf[g]->chunk->coord, s, b, &order[g_start[g]],
-                                 g_start[g + 1] - g_start[g], scratch);
-        lm_free(scratch);
-    }
-    /* Phase 2: append (cannot fail), then tidy. */
-    for (uint32_t g = 0; g < n_groups; g++) {
-        struct lm_chunk *c = g_leaf[g]->chunk;
-        lm__chunk_append(c, s, b, dir, &order[g_start[g]], g_start[g + 1] - g_start[g]);
-        c->lsn = lsn;
-        lm__chunk_compact(c, s, false); /* best effort: a tail is valid */
-        lm__octree_refresh(&f->tree, g_leaf[g]);
-    }
-    f->n_samples += n;
-    f->lsn = lsn;
-    rc = 0;
-    goto out;
-rollback:
-    for (uint32_t g = 0; g < n_groups; g++) {
-        if (g_new[g] && g_leaf[g]) {
-            struct lm_chunk *c = g_leaf[g]->chunk;
-            lm__octree_remove(&f->tree, g_leaf[g]);
-            lm__chunk_free(c, s);
-        }
-    }
-    rc = -ENOMEM;
-out:
-    if (rc == -ENOMEM)
-        lm__fail(err, rc, "out of memory inserting %u samples into '%s'", n, f->name);
-    lm_free(dir);
+    scratch = lm_alloc(((size_t)n + lm__chunk_n_bricks(s) + 1) * sizeof *scratch);
+    if (!scratch)
+        goto nomem;
+    for (uint32_t g = 0; g < p->n_groups; g++)
+        lm__chunk_order_rows(p->g_leaf[g]->chunk->coord, s, b, &p->order[p->g_start[g]],
+                             p->g_start[g + 1] - p->g_start[g], scratch);
+    lm_free(scratch);
     lm_free(row_chunk);
     lm_free(row_group);
-    lm_free(order);
     lm_free(gm.coord);
     lm_free(gm.group);
-    lm_free(g_start);
-    lm_free(g_leaf);
-    lm_free(g_new);
-    return rc;
+    *out = p;
+    return 0;
+nomem:
+    lm_free(scratch);
+    lm_free(row_chunk);
+    lm_free(row_group);
+    lm_free(gm.coord);
+    lm_free(gm.group);
+    lm__field_insert_abort(p);
+    return lm__fail(err, -ENOMEM, "out of memory inserting %u samples into '%s'", n, f->name);
+}
+
+void lm__field_insert_commit(struct lm__insert_plan *p, uint64_t lsn)
+{
+    struct lm_field *f = p->f;
+    for (uint32_t g = 0; g < p->n_groups; g++) {
+        struct lm_chunk *c = p->g_leaf[g]->chunk;
+        lm__chunk_append(c, &f->schema, p->b, p->dir, &p->order[p->g_start[g]],
+                         p->g_start[g + 1] - p->g_start[g]);
+        c->lsn = lsn;
+        lm__chunk_compact(c, &f->schema, false); /* best effort: a tail is valid */
+        lm__octree_refresh(&f->tree, p->g_leaf[g]);
+    }
+    f->n_samples += p->n;
+    f->lsn = lsn;
+    plan_free(p);
+}
+
+int lm__field_insert(struct lm_field *f, const struct lm_batch *b, uint64_t lsn,
+                     struct lm_error *err)
+{
+    if (!b->n)
+        return 0;
+    struct lm__insert_plan *p;
+    int rc = lm__field_insert_prepare(f, b, &p, err);
+    if (rc)
+        return rc;
+    lm__field_insert_commit(p, lsn);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- delete, update */
@@ -561,8 +606,8 @@ int lm__field_delete(struct lm_field *f, const struct lm_selection *sel, uint64_
     return 0;
 }
 
-int lm__field_update(struct lm_field *f, const struct lm_selection *sel, int column,
-                     double value, uint64_t lsn, uint64_t *n_updated, struct lm_error *err)
+int lm__field_check_update(const struct lm_field *f, int column, double value,
+                           struct lm_error *err)
 {
     const struct lm_schema *s = &f->schema;
     const char *cname = lm_column_name(column, &f->opts);
@@ -585,6 +630,18 @@ int lm__field_update(struct lm_field *f, const struct lm_selection *sel, int col
     if (column == LM_COL_T && (value != floor(value) || fabs(value) > 9.2e18))
         return lm__fail(err, LM_EBADVALUE, "time %g must be an integer number of microseconds",
                         value);
+    return 0;
+}
+
+int lm__field_update(struct lm_field *f, const struct lm_selection *sel, int column,
+                     double value, uint64_t lsn, uint64_t *n_updated, struct lm_error *err)
+{
+    const struct lm_schema *s = &f->schema;
+    int vrc = lm__field_check_update(f, column, value, err);
+    if (vrc)
+        return vrc;
+    bool colour = column >= LM_COL_R && column <= LM_COL_B;
+    enum lm_type ut = column >= LM_COL_USER ? s->user_type[column - LM_COL_USER] : LM_TYPE_F32;
     struct leaf_list l;
     uint64_t total = 0;
     int rc = collect(f, sel, &l);

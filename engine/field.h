@@ -38,11 +38,23 @@ int lm__field_check_batch(const struct lm_field *f, const struct lm_batch *b,
 int lm__field_check_selection(const struct lm_field *f, const struct lm_selection *sel,
                               struct lm_error *err);
 
-/* Applies a checked batch with sequence number lsn. */
+/* Inserting in two steps lets the caller log the batch between them: prepare does
+ * every allocation (no visible change; -ENOMEM changes nothing), commit cannot fail,
+ * abort undoes a prepare. */
+struct lm__insert_plan;
+int lm__field_insert_prepare(struct lm_field *f, const struct lm_batch *b,
+                             struct lm__insert_plan **out, struct lm_error *err);
+void lm__field_insert_commit(struct lm__insert_plan *p, uint64_t lsn);
+void lm__field_insert_abort(struct lm__insert_plan *p);
+
+/* Applies a checked batch with sequence number lsn (prepare + commit). */
 int lm__field_insert(struct lm_field *f, const struct lm_batch *b, uint64_t lsn,
                      struct lm_error *err);
 int lm__field_delete(struct lm_field *f, const struct lm_selection *sel, uint64_t lsn,
                      uint64_t *n_deleted, struct lm_error *err);
+/* Checks that `value` may be written to `column` (before logging an update). */
+int lm__field_check_update(const struct lm_field *f, int column, double value,
+                           struct lm_error *err);
 int lm__field_update(struct lm_field *f, const struct lm_selection *sel, int column,
                      double value, uint64_t lsn, uint64_t *n_updated, struct lm_error *err);
 

@@ -128,11 +128,21 @@ typedef struct lm_db lm_db;
 
 enum lm_sync { LM_SYNC_GROUP = 0, LM_SYNC_ALWAYS = 1, LM_SYNC_NONE = 2 };
 
+struct lm_io; /* engine/io.h: the storage backend table */
+
+/* Durability policies (a write is acknowledged only once its policy is met):
+ *  LM_SYNC_GROUP  (default) fsync before acknowledging, one fsync shared by the
+ *                 writers that arrive while another is under way;
+ *  LM_SYNC_ALWAYS fsync before acknowledging, never waiting to gather others;
+ *  LM_SYNC_NONE   hand the log to the OS only: survives a process crash, not a power
+ *                 loss (bulk loads, chosen explicitly). */
 struct lm_db_opts {
-    bool read_only;          /* open without taking the writer lock */
-    bool create;             /* create the directory if missing */
-    enum lm_sync sync;       /* durability policy (see docs/DESIGN.md) */
-    uint32_t group_commit_us;/* group commit window; 0 = default */
+    bool read_only;           /* open the last checkpoint without taking the writer lock */
+    bool create;              /* create the directory if missing */
+    enum lm_sync sync;        /* durability policy */
+    uint32_t group_commit_us; /* group commit window; 0 = default (100 us) */
+    uint64_t checkpoint_bytes;/* checkpoint after this much log; 0 = 64 MiB */
+    const struct lm_io *io;   /* storage backend; NULL = POSIX (tests inject faults) */
 };
 
 /* Opens (and with opts->create, creates) the database directory `dir`. opts may be
@@ -141,8 +151,21 @@ struct lm_db_opts {
  * the file and offset); -errno from the OS. */
 int lm_db_open(const char *dir, const struct lm_db_opts *opts, lm_db **out,
                struct lm_error *err);
-/* Closes the database; pending writes are made durable first. NULL is a no-op. */
+/* Closes the database: pending writes are made durable and a checkpoint is written so
+ * that the next open is fast. NULL is a no-op. */
 void lm_db_close(lm_db *db);
+
+/* Writes a checkpoint now: changed chunks to a new LZ4 segment, a new manifest, and the
+ * log truncated. Errors: -errno from storage (the previous checkpoint stays valid). */
+int lm_db_checkpoint(lm_db *db, struct lm_error *err);
+
+/* Storage figures: bytes of live checkpoint data and of the log since it. */
+struct lm_db_stats {
+    uint64_t checkpoint_lsn;
+    uint64_t checkpoint_bytes;
+    uint64_t wal_bytes_since_checkpoint;
+};
+int lm_db_stats(lm_db *db, struct lm_db_stats *out);
 
 /* Sequence number of the last applied change. */
 uint64_t lm_db_lsn(lm_db *db);

@@ -897,6 +897,17 @@ int lm_wal_replay(lm_wal *w, uint64_t after_lsn, visit_fn fn, void *ctx,
 
 /* ---------------------------------------------------------------- close */
 
+void lm_wal_abandon(lm_wal *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->mu);
+    while (w->busy || w->rotating)
+        pthread_cond_wait(&w->done, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    wal_free(w); /* pending records are dropped, as a crash would drop them */
+}
+
 int lm_wal_close(lm_wal *w)
 {
     if (!w)

@@ -126,4 +126,8 @@ uint64_t lm_wal_last_lsn(lm_wal *w);
  * when no other thread uses the log. */
 int lm_wal_close(lm_wal *w);
 
+/* Frees the log without writing or syncing pending records: what a process that dies
+ * leaves behind (crash tests). NULL is a no-op. */
+void lm_wal_abandon(lm_wal *w);
+
 #endif
