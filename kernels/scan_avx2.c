@@ -228,14 +228,13 @@ static const uint32_t nibble_rows[16] = {
     0x3,     0x300,   0x301,    0x30100,   0x302,    0x30200,   0x30201,   0x3020100,
 };
 
-/* Appends base + i for each set bit i of m; writes 8 indices per byte of m, so rows
- * [base, base + 64) must all exist (invariant (6) then keeps stores below n). */
+/* Appends base + i for each set bit i of m. Stores 8 indices for every byte of m,
+ * empty or not (no branch on the data), so rows [base, base + 64) must all exist:
+ * invariant (6) then keeps every store below n. */
 static size_t emit_block(uint32_t *sel, size_t k, uint64_t m, uint32_t base)
 {
-    for (uint32_t at = base; m; m >>= 8, at += 8) {
+    for (uint32_t at = base; at < base + BLOCK; m >>= 8, at += 8) {
         unsigned b = (unsigned)m & 0xff, lo = b & 15, hi = b >> 4;
-        if (!b)
-            continue;
         unsigned nlo = (unsigned)__builtin_popcount(lo);
         uint64_t packed = nibble_rows[lo] |
                           (uint64_t)(nibble_rows[hi] + 0x04040404u) << (8 * nlo);
@@ -252,8 +251,11 @@ static size_t avx2_select(const struct lm_scan_plan *p, uint32_t *sel)
     size_t k = 0, full = p->n - p->n % BLOCK;
     if (p->none)
         return 0;
-    for (size_t base = 0; base < full; base += BLOCK)
-        k = emit_block(sel, k, block_mask(p, base), (uint32_t)base);
+    for (size_t base = 0; base < full; base += BLOCK) {
+        uint64_t m = block_mask(p, base);
+        if (m)
+            k = emit_block(sel, k, m, (uint32_t)base);
+    }
     if (full < p->n) {
         struct tail t;
         uint64_t m = tail_init(&t, p, full, NULL, LM_SCAN_F32) & block_mask(&t.plan, 0);
@@ -353,14 +355,16 @@ static inline __m256d i64_rows4(struct acc *a, __m256i v, unsigned b)
 }
 
 /* One 64-row block of each column type; c points at the block's first row. */
-static void f32_block(struct acc *a, const void *c, uint64_t m)
+static inline __attribute__((always_inline)) void
+f32_block(struct acc *a, const void *c, uint64_t m)
 {
     for (int q = 0; q < 4; q++, m >>= 16)
         if (m & 0xffff)
             f32_rows16(a, (const float *)c + 16 * q, (unsigned)m & 0xffff);
 }
 
-static void i32_block(struct acc *a, const void *c, uint64_t m)
+static inline __attribute__((always_inline)) void
+i32_block(struct acc *a, const void *c, uint64_t m)
 {
     for (int g = 0; g < 8; g++, m >>= 8)
         if (m & 0xff)
@@ -368,7 +372,8 @@ static void i32_block(struct acc *a, const void *c, uint64_t m)
                       (unsigned)m & 0xff);
 }
 
-static void u8_block(struct acc *a, const void *c, uint64_t m)
+static inline __attribute__((always_inline)) void
+u8_block(struct acc *a, const void *c, uint64_t m)
 {
     for (int g = 0; g < 8; g++, m >>= 8)
         if (m & 0xff) {
@@ -377,7 +382,8 @@ static void u8_block(struct acc *a, const void *c, uint64_t m)
         }
 }
 
-static void i64_block(struct acc *a, const void *c, uint64_t m)
+static inline __attribute__((always_inline)) void
+i64_block(struct acc *a, const void *c, uint64_t m)
 {
     for (int g = 0; g < 16; g++, m >>= 4)
         if (m & 0xf) {
@@ -388,19 +394,34 @@ static void i64_block(struct acc *a, const void *c, uint64_t m)
 
 typedef void (*block_fn)(struct acc *a, const void *c, uint64_t m);
 
-/* Runs fn over every block; inlined once per type so fn is a direct call. */
+#define BATCH 4 /* blocks whose masks are built before their rows are aggregated */
+
+/* Runs fn over every block; inlined once per type, so fn is inlined too and the
+ * accumulators can live in registers. */
 static inline __attribute__((always_inline)) void
 agg_rows(const struct lm_scan_plan *p, const void *col, enum lm_scan_type type,
          struct acc *a, block_fn fn)
 {
     size_t n = p->none ? 0 : p->n, full = n - n % BLOCK, size = type_size(type);
-    bool filtered = p->region.kind != LM_REGION_ALL || p->n_bounds;
+    const char *c = col;
 
-    for (size_t base = 0; base < full; base += BLOCK) {
-        uint64_t m = filtered ? block_mask(p, base) : ~0ull;
-        if (m) {
-            a->count += (uint64_t)__builtin_popcountll(m);
-            fn(a, (const char *)col + base * size, m);
+    if (p->region.kind == LM_REGION_ALL && !p->n_bounds) {
+        /* No filter: one pass at memory speed. */
+        for (size_t base = 0; base < full; base += BLOCK)
+            fn(a, c + base * size, ~0ull);
+        a->count += full;
+    } else {
+        /* The masks of BATCH blocks first, then their rows: the accumulators are
+         * saved around the block_mask calls once per batch, not once per block. */
+        for (size_t base = 0; base < full; base += BATCH * BLOCK) {
+            uint64_t m[BATCH] = {0};
+            for (size_t j = 0; j < BATCH && base + j * BLOCK < full; j++)
+                m[j] = block_mask(p, base + j * BLOCK);
+            for (size_t j = 0; j < BATCH; j++)
+                if (m[j]) {
+                    a->count += (uint64_t)__builtin_popcountll(m[j]);
+                    fn(a, c + (base + j * BLOCK) * size, m[j]);
+                }
         }
     }
     if (full < n) {

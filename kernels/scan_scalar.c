@@ -13,9 +13,9 @@ static bool region_row(const struct lm_scan_plan *p, size_t i)
     float x = p->x[i], y = p->y[i], z = p->z[i];
 
     switch (r->kind) {
-    case LM_REGION_BOX:
-        return x >= r->min[0] && x <= r->max[0] && y >= r->min[1] && y <= r->max[1] &&
-               z >= r->min[2] && z <= r->max[2];
+    case LM_REGION_BOX: /* & rather than &&: no branch on the data */
+        return (x >= r->min[0]) & (x <= r->max[0]) & (y >= r->min[1]) & (y <= r->max[1]) &
+               (z >= r->min[2]) & (z <= r->max[2]);
     case LM_REGION_SPHERE: {
         float dx = x - r->center[0], dy = y - r->center[1], dz = z - r->center[2];
         float d2 = (dx * dx + dy * dy) + dz * dz;
