@@ -2,7 +2,7 @@
  * x, y, z, intensity (64M rows = 1 GiB of f32 by default), each implementation beside
  * a memory-sum of the same bytes measured in the same run. GB/s counts the bytes of
  * the columns a scan reads (intensity only without a filter, all four with one).
- * Usage: bench_scan [rows in millions (64)] [repetitions (3)] */
+ * Usage: bench_scan [rows in millions (64)] [repetitions (5)] */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -39,7 +39,7 @@ static double time_scan(const struct lm_scan_table *impl, const struct lm_scan_p
 int main(int argc, char **argv)
 {
     size_t rows = (size_t)(argc > 1 ? atof(argv[1]) : 64) * (1u << 20);
-    int reps = argc > 2 ? atoi(argv[2]) : 3;
+    int reps = argc > 2 ? atoi(argv[2]) : 5;
     /* Columns sit GAP floats apart, as separately allocated columns would: at exact
      * power-of-two distances the four streams collide in the caches (here that made
      * a four-column read ~40% slower than a one-column read of the same bytes). */
