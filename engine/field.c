@@ -2,6 +2,7 @@
 #include "field.h"
 
 #include "kdtree.h"
+#include "scan.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -268,16 +269,78 @@ static int take_run(void *ctx, uint32_t begin, uint32_t end)
     return 0;
 }
 
+/* Scan predicate for a filter, when its column is stored in a type the kernels compare
+ * exactly as the engine does (colour and direction are stored encoded: no). */
+static bool scan_pred(const struct lm_chunk *c, const struct lm_schema *s,
+                      const struct lm_filter *f, struct lm_scan_pred *out)
+{
+    const void *col = NULL;
+    enum lm_scan_type type = LM_SCAN_F32;
+    switch (f->column) {
+    case LM_COL_X: col = c->x; break;
+    case LM_COL_Y: col = c->y; break;
+    case LM_COL_Z: col = c->z; break;
+    case LM_COL_INTENSITY: col = c->intensity; break;
+    case LM_COL_T: col = c->t; type = LM_SCAN_I64; break;
+    default:
+        if (f->column < LM_COL_USER)
+            return false;
+        col = c->user[f->column - LM_COL_USER];
+        type = (enum lm_scan_type)s->user_type[f->column - LM_COL_USER];
+    }
+    *out = (struct lm_scan_pred){col, type, f->cmp, f->a, f->b};
+    return true;
+}
+
+/* Compiles the selection into a scan plan over all rows of c; false when some filter
+ * needs the row-by-row path. */
+bool lm__chunk_scan_plan(const struct lm_chunk *c, const struct lm_schema *s,
+                         const struct lm_selection *sel, int overlap, struct lm_scan_plan *plan)
+{
+    static const struct lm_region all = {.kind = LM_REGION_ALL};
+    struct lm_scan_pred preds[LM_MAX_FILTERS];
+    uint32_t n = sel ? sel->n_filters : 0;
+    for (uint32_t k = 0; k < n; k++)
+        if (!scan_pred(c, s, &sel->filters[k], &preds[k]))
+            return false;
+    const struct lm_region *r = sel && overlap != LM__INSIDE ? &sel->region : &all;
+    return lm_scan_plan_init(plan, c->n, c->x, c->y, c->z, r, preds, n) == 0;
+}
+
+/* Should a partial region go through the kd-tree (prunes) or a full scan (streams)?
+ * The tree wins when the region covers a small part of the chunk. */
+static bool prefer_tree(const struct lm_chunk *c, const struct lm_region *r)
+{
+    float lo[3], hi[3], frac = 1.0f;
+    for (int a = 0; a < 3; a++) {
+        float rlo = r->kind == LM_REGION_BOX ? r->min[a] : r->center[a] - r->radius;
+        float rhi = r->kind == LM_REGION_BOX ? r->max[a] : r->center[a] + r->radius;
+        lo[a] = rlo > c->bmin[a] ? rlo : c->bmin[a];
+        hi[a] = rhi < c->bmax[a] ? rhi : c->bmax[a];
+        float ext = c->bmax[a] - c->bmin[a];
+        if (ext > 0)
+            frac *= hi[a] > lo[a] ? (hi[a] - lo[a]) / ext : 0.0f;
+    }
+    return r->kind == LM_REGION_FRUSTUM || frac < 0.25f;
+}
+
 uint32_t lm__chunk_select(const struct lm_chunk *c, const struct lm_schema *s,
                           const struct lm_selection *sel, int overlap, uint32_t *out)
 {
     static const struct lm_selection everything = {.region = {.kind = LM_REGION_ALL}};
     if (!sel)
         sel = &everything;
-    struct range_sink k = {c, s, sel, out, 0};
     const struct lm_region *r = &sel->region;
+    bool partial = overlap == LM__PARTIAL;
+    struct lm_scan_plan plan;
+    if ((!partial || !prefer_tree(c, r)) && lm__chunk_scan_plan(c, s, sel, overlap, &plan)) {
+        size_t n = 0;
+        lm_scan_select(lm_scan_best(), &plan, out, &n);
+        return (uint32_t)n;
+    }
+    struct range_sink k = {c, s, sel, out, 0};
     uint32_t scan_from = 0;
-    const lm_kdtree *kd = overlap == LM__PARTIAL ? lm__chunk_index(c) : NULL;
+    const lm_kdtree *kd = partial ? lm__chunk_index(c) : NULL;
     if (kd) {
         /* The kd-tree prunes the sorted rows; its runs come in ascending order and
          * use the same float expressions as lm__region_contains. */

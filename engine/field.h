@@ -73,6 +73,13 @@ typedef int (*lm__leaf_fn)(struct lm__onode *leaf, int overlap, void *ctx);
 int lm__field_walk(const struct lm_field *f, const struct lm_region *region,
                    lm__leaf_fn fn, void *ctx);
 
+struct lm_scan_plan;
+/* Compiles the selection (region unless overlap is INSIDE, and filters) into a scan
+ * plan over all rows of c; false when a filter's column needs the row-by-row path. */
+bool lm__chunk_scan_plan(const struct lm_chunk *c, const struct lm_schema *s,
+                         const struct lm_selection *sel, int overlap,
+                         struct lm_scan_plan *plan);
+
 /* Row indices of chunk c inside the selection (region and filters), ascending.
  * out must hold c->n entries. Returns the count. */
 uint32_t lm__chunk_select(const struct lm_chunk *c, const struct lm_schema *s,

@@ -9,6 +9,7 @@
 #include "alloc.h"
 #include "kdtree.h"
 #include "region.h"
+#include "scan.h"
 #include "sh.h"
 
 /* ---------------------------------------------------------------- rows */
@@ -351,10 +352,51 @@ struct agg_ctx {
     struct lm_aggregate a;
 };
 
+/* The column as the scan kernels see it, when they can aggregate it exactly. */
+static bool scan_column(const struct lm_chunk *c, const struct lm_schema *s, int column,
+                        const void **col, enum lm_scan_type *type)
+{
+    *type = LM_SCAN_F32;
+    switch (column) {
+    case LM_COL_X: *col = c->x; return true;
+    case LM_COL_Y: *col = c->y; return true;
+    case LM_COL_Z: *col = c->z; return true;
+    case LM_COL_INTENSITY: *col = c->intensity; return true;
+    case LM_COL_T: *col = c->t; *type = LM_SCAN_I64; return true;
+    default:
+        if (column < LM_COL_USER)
+            return false;
+        *col = c->user[column - LM_COL_USER];
+        *type = (enum lm_scan_type)s->user_type[column - LM_COL_USER];
+        return true;
+    }
+}
+
 static int agg_leaf(struct lm__onode *leaf, int overlap, void *ctx)
 {
     struct agg_ctx *q = ctx;
     const struct lm_chunk *c = leaf->chunk;
+    const struct lm_schema *s = &q->f->schema;
+    struct lm_scan_plan plan;
+    const void *col;
+    enum lm_scan_type type;
+    /* Whole chunks and large overlaps stream through the SIMD kernels. */
+    if ((overlap == LM__INSIDE || !q->sel || q->sel->region.kind == LM_REGION_ALL ||
+         q->sel->region.kind != LM_REGION_FRUSTUM) &&
+        scan_column(c, s, q->column, &col, &type) &&
+        lm__chunk_scan_plan(c, s, q->sel, overlap, &plan)) {
+        struct lm_scan_agg a;
+        lm_scan_aggregate(lm_scan_best(), &plan, col, type, &a);
+        if (a.count) {
+            if (!q->a.count || a.min < q->a.min)
+                q->a.min = a.min;
+            if (!q->a.count || a.max > q->a.max)
+                q->a.max = a.max;
+            q->a.sum += a.sum;
+            q->a.count += a.count;
+        }
+        return 0;
+    }
     if (scratch(&q->idx, &q->idx_cap, c->n))
         return -ENOMEM;
     uint32_t m = lm__chunk_select(c, &q->f->schema, q->sel, overlap, q->idx);

@@ -12,7 +12,7 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 # Packages every build needs (tests and demo alike).
 PKGS=(build-essential cmake pkg-config git liblz4-dev libcmocka-dev)
 # Packages only benchmarks need: the anchor libraries users would pick instead.
-BENCH_PKGS=(g++ libnanoflann-dev libopenvdb-dev libtbb-dev libsqlite3-dev)
+BENCH_PKGS=(g++ libnanoflann-dev libopenvdb-dev libtbb-dev libboost-iostreams-dev libsqlite3-dev)
 
 need_install() {
     local missing=()
