@@ -238,10 +238,12 @@ struct lm_lql_stmt {
 
 /* ---------------------------------------------------------------- parsing */
 
-/* Where lm_lql_parse_next goes on in a buffer. Zero-initialise before the first call. */
+/* Where lm_lql_parse_next goes on in a buffer. Zero-initialise before the first call
+ * and leave it to lm_lql_parse_next afterwards: line 0 means the start of the text (its
+ * offset is then ignored), otherwise line:column must be the position of offset. */
 struct lm_lql_cursor {
     size_t offset;                       /* byte offset of the rest */
-    uint32_t line, column;               /* position of offset (0, 0: start, 1:1) */
+    uint32_t line, column;               /* 1-based position of offset */
 };
 
 /* Parses the one statement in text[0, len), which may end with ';' and may be followed
@@ -264,7 +266,7 @@ int lm_lql_parse_next(const char *text, size_t len, struct lm_lql_cursor *cur,
  * that is not inside a comment or a quoted identifier. False for an unfinished block
  * comment or quoted identifier. A buffer holding a character LQL cannot lex counts as
  * complete (running it reports the error). */
-bool lm_lql_complete(const char *text, size_t len);
+bool lm_lql_complete(const char *text, size_t len); /* NULL text: false */
 
 /* Frees a tree from lm_lql_parse/_next. NULL, and an EXPLAIN's inner statement, are
  * no-ops. */
@@ -291,8 +293,10 @@ size_t lm_lql_format_error(const char *text, const struct lm_error *err, char *b
                            size_t cap);
 
 /* Writes stmt as canonical LQL (keywords upper case, single spaces, parameters as `?`,
- * numbers that read back to the same double, names quoted where needed) into buf, as
- * lm_lql_format_error. Parsing the result gives an equal tree (positions aside). */
+ * numbers that read back to the same double, names quoted where needed, CREATE FIELD
+ * items as VOXEL, CHUNK, columns) into buf, as lm_lql_format_error. Parsing the result
+ * gives an equal tree, apart from positions and, where CREATE FIELD items were written
+ * in another order, the numbering of their parameters. */
 size_t lm_lql_format_stmt(const struct lm_lql_stmt *stmt, char *buf, size_t cap);
 
 /* The candidate nearest to name by edit distance (case-insensitive; a swap of two

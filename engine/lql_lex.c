@@ -353,6 +353,8 @@ bool lm_lql_complete(const char *text, size_t len)
     struct lm__lql_lexer lx;
     struct lm__lql_token tok;
     bool last_semi = false;
+    if (!text)
+        return false;
     lm__lql_lex_init(&lx, text, len, NULL);
     for (;;) {
         if (lm__lql_lex_next(&lx, &tok, NULL) < 0)

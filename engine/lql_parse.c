@@ -206,15 +206,14 @@ static const char *suggest_option(const struct parser *p, const char *const *opt
     return best ? opts[(size_t)(best - &firsts[0][0]) / sizeof firsts[0]] : NULL;
 }
 
-/* "expected <what>[ after <after>], found <token>[ <note>][; did you mean <opt>?]". */
-static int fail_expected_note(struct parser *p, const char *what, const char *after,
-                              const char *const *opts, const char *note)
+/* "expected <what>[ after <after>], found <token>[ <note>][; did you mean <hint>?]". */
+static int fail_found(struct parser *p, const char *what, const char *after,
+                      const char *note, const char *hint)
 {
     if (p->lex_rc < 0) /* the lexer has reported the real problem */
         return p->lex_rc;
     char found[192];
     describe_token(p, found, sizeof found);
-    const char *hint = suggest_option(p, opts);
     struct lm_lql_pos at = found_pos(p);
     return lm__fail_at(p->err, LM_ESYNTAX, at.line, at.column, -1,
                        "expected %s%s%s, found %s%s%s%s%s%s", what, after ? " after " : "",
@@ -222,10 +221,12 @@ static int fail_expected_note(struct parser *p, const char *what, const char *af
                        hint ? "; did you mean " : "", hint ? hint : "", hint ? "?" : "");
 }
 
+/* The same, suggesting the option of opts (NULL-terminated, or NULL) that the found
+ * word nearly spells. */
 static int fail_expected(struct parser *p, const char *what, const char *after,
                          const char *const *opts)
 {
-    return fail_expected_note(p, what, after, opts, NULL);
+    return fail_found(p, what, after, NULL, suggest_option(p, opts));
 }
 
 /* ---------------------------------------------------------------- terminals */
@@ -256,7 +257,7 @@ static int parse_name(struct parser *p, struct lm_lql_name *out, const char *wha
             return fail_expected(p, what, after, NULL);
         snprintf(note, sizeof note, "(%s is a keyword; write \"%.*s\" to use it as a name)",
                  lm__lql_kw_text(p->tok.kw), (int)p->tok.len, p->lx.text + p->tok.start);
-        return fail_expected_note(p, what, after, NULL, note);
+        return fail_found(p, what, after, note, NULL);
     }
     const char *s = p->lx.text + p->tok.start;
     size_t n = p->tok.len;
@@ -422,10 +423,17 @@ static int parse_region(struct parser *p, struct lm_lql_region *r)
     return expect(p, LM__TOK_RPAREN, "')'", "the far distance");
 }
 
+/* The keyword of words[0, n) that an unquoted name nearly spells, or NULL. */
+static const char *misspelt_keyword(const struct lm_lql_name *name, const char *const *words,
+                                    size_t n)
+{
+    return name->quoted ? NULL : lm_lql_suggest(name->text, words, n);
+}
+
 /* comparison = name ( op value | "BETWEEN" value "AND" value ) */
 static int parse_comparison(struct parser *p, struct lm_lql_expr *e)
 {
-    static const char *const misspelt[] = {"INSIDE", "WITHIN", "IN", "NOT", "TRUE", NULL};
+    static const char *const misspelt[] = {"INSIDE", "WITHIN", "IN", "NOT", "TRUE"};
     int rc = parse_name(p, &e->cmp.column, "a condition", NULL);
     if (rc < 0)
         return rc;
@@ -443,18 +451,11 @@ static int parse_comparison(struct parser *p, struct lm_lql_expr *e)
             break;
         }
         {
-            char found[192], after[LM_NAME_MAX + 16];
-            describe_token(p, found, sizeof found);
+            /* A misspelt INSIDE, WITHIN, ... reads as a column: say so. */
+            char after[LM_NAME_MAX + 16];
             snprintf(after, sizeof after, "column '%s'", e->cmp.column.text);
-            const char *hint = e->cmp.column.quoted
-                                   ? NULL
-                                   : lm_lql_suggest(e->cmp.column.text, misspelt, 5);
-            struct lm_lql_pos at = found_pos(p);
-            return lm__fail_at(p->err, LM_ESYNTAX, at.line, at.column, -1,
-                               "expected a comparison operator or BETWEEN after %s, "
-                               "found %s%s%s%s", after, found,
-                               hint ? "; did you mean " : "", hint ? hint : "",
-                               hint ? "?" : "");
+            return fail_found(p, "a comparison operator or BETWEEN", after, NULL,
+                              misspelt_keyword(&e->cmp.column, misspelt, 5));
         }
     }
     char op_text[8];
@@ -587,7 +588,7 @@ static void set_tail(struct parser *p, const char *const *opts, const char *afte
 static int parse_create(struct parser *p, struct lm_lql_stmt *s)
 {
     static const char *const types[] = {"f32", "i32", "u8", NULL};
-    static const char *const items[] = {"VOXEL", "CHUNK", NULL};
+    static const char *const items[] = {"VOXEL", "CHUNK"};
     struct lm_lql_create *c = &s->create;
     size_t cap = 0;
     bool has_voxel = false;
@@ -621,13 +622,16 @@ static int parse_create(struct parser *p, struct lm_lql_stmt *s)
                 d->type = is_kw(p, LM__KW_F32) ? LM_TYPE_F32
                           : is_kw(p, LM__KW_I32) ? LM_TYPE_I32 : LM_TYPE_U8;
                 rc = advance(p);
-            } else {
+            } else if (p->tok.kind == LM__TOK_IDENT) {
                 rc = fail_expected(p, "a column type (f32, i32 or u8)", "the column name",
                                    types);
+            } else { /* `VOXL 1` reads as a column named VOXL */
+                rc = fail_found(p, "a column type (f32, i32 or u8)", "the column name", NULL,
+                                misspelt_keyword(&d->name, items, 2));
             }
             after = "the column definition";
         } else {
-            return fail_expected(p, "VOXEL, CHUNK or a column definition", after, items);
+            return fail_expected(p, "VOXEL, CHUNK or a column definition", after, NULL);
         }
         if (rc < 0)
             return rc;
@@ -701,45 +705,48 @@ static int parse_insert(struct parser *p, struct lm_lql_stmt *s)
     return 0;
 }
 
-static int parse_select_item(struct parser *p, struct lm_lql_select_item *it,
-                             const char *after)
+/* aggregate = ( COUNT | SUM | AVG | MIN | MAX ) "(" name ")" | COUNT "(" "*" ")", with
+ * the function's name already read into it->column and the current token its '('. */
+static int parse_aggregate(struct parser *p, struct lm_lql_select_item *it,
+                           enum lm__lql_kw kw)
 {
     static const enum lm_lql_agg aggs[] = {
         [LM__KW_COUNT] = LM_LQL_AGG_COUNT, [LM__KW_SUM] = LM_LQL_AGG_SUM,
         [LM__KW_AVG] = LM_LQL_AGG_AVG,     [LM__KW_MIN] = LM_LQL_AGG_MIN,
         [LM__KW_MAX] = LM_LQL_AGG_MAX};
-    it->pos = p->tok.pos;
-    if (!is_name(p))
-        return fail_expected(p, "'*', a column or an aggregate", after, NULL);
-    enum lm__lql_kw kw = p->tok.kind == LM__TOK_IDENT ? p->tok.kw : LM__KW_NONE;
-    struct lm__lql_token fn = p->tok;
-    int rc = parse_name(p, &it->column, "a column", after);
-    if (rc < 0 || !is_tok(p, LM__TOK_LPAREN))
-        goto alias;
     if (kw >= sizeof aggs / sizeof aggs[0] || aggs[kw] == LM_LQL_AGG_NONE)
-        return lm__fail_at(p->err, LM_ESYNTAX, fn.pos.line, fn.pos.column, -1,
+        return lm__fail_at(p->err, LM_ESYNTAX, it->pos.line, it->pos.column, -1,
                            "unknown function '%s' (aggregates are count, sum, avg, min "
                            "and max)", it->column.text);
-    char fn_after[16];
-    snprintf(fn_after, sizeof fn_after, "'%s('", it->column.text);
+    char after[16];
+    snprintf(after, sizeof after, "'%s('", it->column.text);
     it->agg = aggs[kw];
     it->column = (struct lm_lql_name){0};
-    if ((rc = advance(p)) < 0)
+    int rc = advance(p);
+    if (rc < 0)
         return rc;
     if (it->agg == LM_LQL_AGG_COUNT && is_tok(p, LM__TOK_STAR))
         rc = advance(p);
     else
-        rc = parse_name(p, &it->column, it->agg == LM_LQL_AGG_COUNT ? "'*' or a column name"
-                                                                   : "a column name",
-                        fn_after);
-    if (rc < 0 || (rc = expect(p, LM__TOK_RPAREN, "')'", "the aggregated column")) < 0)
-        return rc;
-alias:
-    if (rc == 0 && is_kw(p, LM__KW_AS)) {
-        if ((rc = advance(p)) < 0)
-            return rc;
+        rc = parse_name(p, &it->column,
+                        it->agg == LM_LQL_AGG_COUNT ? "'*' or a column name" : "a column name",
+                        after);
+    return rc < 0 ? rc : expect(p, LM__TOK_RPAREN, "')'", "the aggregated column");
+}
+
+/* item = ( name | aggregate ) [ AS name ] */
+static int parse_select_item(struct parser *p, struct lm_lql_select_item *it,
+                             const char *after)
+{
+    it->pos = p->tok.pos;
+    if (!is_name(p))
+        return fail_expected(p, "'*', a column or an aggregate", after, NULL);
+    enum lm__lql_kw kw = p->tok.kind == LM__TOK_IDENT ? p->tok.kw : LM__KW_NONE;
+    int rc = parse_name(p, &it->column, "a column", after);
+    if (rc == 0 && is_tok(p, LM__TOK_LPAREN))
+        rc = parse_aggregate(p, it, kw);
+    if (rc == 0 && is_kw(p, LM__KW_AS) && (rc = advance(p)) == 0)
         rc = parse_name(p, &it->alias, "an alias", "AS");
-    }
     return rc;
 }
 
@@ -881,7 +888,7 @@ static int parse_required_where(struct parser *p, struct lm_lql_expr **out,
 {
     int rc;
     if (!is_kw(p, LM__KW_WHERE))
-        return fail_expected_note(p, what, after, NULL, note);
+        return fail_found(p, what, after, note, NULL);
     if ((rc = advance(p)) < 0 || (rc = parse_or(p, out, "WHERE")) < 0)
         return rc;
     set_tail(p, tail_expr, "WHERE clause");

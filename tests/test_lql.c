@@ -764,7 +764,13 @@ static const struct error_case error_cases[] = {
     {"CREATE FIELD f ()", LM_ESYNTAX, 1, 17,
      "expected VOXEL, CHUNK or a column definition after '(', found ')'"},
     {"CREATE FIELD f (VOXL 1)", LM_ESYNTAX, 1, 22,
+     "expected a column type (f32, i32 or u8) after the column name, found '1'; did you "
+     "mean VOXEL?"},
+    {"CREATE FIELD f (\"VOXL\" 1)", LM_ESYNTAX, 1, 24,
      "expected a column type (f32, i32 or u8) after the column name, found '1'"},
+    {"CREATE FIELD f (VOXEL 1, CHUNKS 8)", LM_ESYNTAX, 1, 33,
+     "expected a column type (f32, i32 or u8) after the column name, found '8'; did you "
+     "mean CHUNK?"},
     {"CREATE FIELD f (VOXEL 1, 2)", LM_ESYNTAX, 1, 26,
      "expected VOXEL, CHUNK or a column definition after ',', found '2'"},
     {"CREATE FIELD f (VOXEL)", LM_ESYNTAX, 1, 22, "expected a number after VOXEL, found ')'"},
@@ -1283,8 +1289,8 @@ static void out_of_memory_fails_cleanly_at_every_allocation(void **state)
         "SHOW FIELDS",
         "CREATE FIELD f (VOXEL 1, a f32, b i32, c u8, d f32, e f32, g f32)",
         "INSERT INTO f (x, y, z) VALUES (1,2,3),(4,5,6),(7,8,9),(1,2,3),(4,5,?)",
-        "SELECT count(*), sum(x) AS s, a, b, c, d FROM f WHERE (x < 1 OR y < 2) AND NOT z = 3 "
-        "AND a = 1 AND b = 2 AND c = 3 AND d = ? ORDER BY a, b, c, d, e LIMIT ?",
+        ("SELECT count(*), sum(x) AS s, a, b, c, d FROM f WHERE (x < 1 OR y < 2) AND NOT z = 3 "
+         "AND a = 1 AND b = 2 AND c = 3 AND d = ? ORDER BY a, b, c, d, e LIMIT ?"),
         "EXPLAIN UPDATE f SET a = 1, b = 2, c = 3, d = 4, e = ? WHERE TRUE",
     };
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
