@@ -31,14 +31,22 @@
  *
  * Errors: syntax errors are LM_ESYNTAX; an identifier or number over its length limit
  * and nesting over LM_LQL_MAX_DEPTH are LM_ELIMIT; an allocation failure is -ENOMEM.
- * All three fill `err` (if given) with line:column and a message of the form
- * "expected <what> after <where>, found '<token>'", sometimes followed by
- * "; did you mean <KEYWORD>?".
+ * All three fill `err` (if given) with line:column and a message; parser messages read
+ * "expected <what> after <where>, found '<token>'", with "; did you mean <WORD>?" where
+ * the token nearly spells a keyword that fits; lexer messages name the bad token
+ * ("unterminated quoted identifier", "malformed number '1e+'").
  *
- * Threading: every function is reentrant; a tree may be read by many threads at once
- * but bound (lm_lql_bind_number) by one thread at a time. Numbers are converted with
- * strtod under the locale's decimal point, so no thread may change the locale while
- * another parses.
+ * Use:
+ *     struct lm_lql_stmt *s;
+ *     if (lm_lql_parse(text, len, &s, &err) < 0) { lm_lql_format_error(text, &err, ...); }
+ *     lm_lql_bind_number(s, 1, 2.5);             // each `?`, then
+ *     lm_lql_check_bound(s, &err);               // before executing s
+ *     lm_lql_free(s);
+ *
+ * Threading: every function is reentrant; a tree may be read by many threads at once,
+ * and bound (lm_lql_bind_number) by one thread while no other uses it. Numbers are
+ * converted with strtod under the locale's decimal point, so no thread may change the
+ * locale while another parses or formats.
  *
  * Called by: the query executor, the shell (lm_lql_complete, lm_lql_keywords,
  * lm_lql_format_error) and `lumadb query -` (lm_lql_parse_next).
