@@ -582,6 +582,88 @@ static void parameters_are_numbered_in_order_and_bound(void **state)
     lm_lql_free(s);
 }
 
+/* Binds parameter i to i and returns the statement, so slots can be checked by value. */
+static struct lm_lql_stmt *parse_bound(const char *text, uint32_t n_params)
+{
+    struct lm_lql_stmt *s = parse_ok(text);
+    assert_int_equal(s->n_params, n_params);
+    for (uint32_t i = 1; i <= n_params; i++) {
+        assert_int_equal(s->params[i - 1]->param, i);
+        assert_int_equal(lm_lql_bind_number(s, i, i), 0);
+    }
+    assert_int_equal(lm_lql_check_bound(s, NULL), 0);
+    return s;
+}
+
+static void assert_bound(const struct lm_lql_value *v, double want)
+{
+    assert_true(v->bound);
+    if (v->number != want)
+        fail_msg("bound value is %g, expected %g", v->number, want);
+}
+
+static void parameters_reach_every_slot(void **state)
+{
+    (void)state;
+    struct lm_lql_stmt *s = parse_bound("CREATE FIELD f (CHUNK ?, VOXEL ?)", 2);
+    assert_bound(&s->create.chunk, 1);
+    assert_bound(&s->create.voxel, 2);
+    lm_lql_free(s);
+
+    s = parse_bound("RAYCAST f FROM (?, ?, ?) DIR (?, ?, ?) MAX ?", 7);
+    for (int i = 0; i < 3; i++) {
+        assert_bound(&s->raycast.origin[i], 1 + i);
+        assert_bound(&s->raycast.dir[i], 4 + i);
+    }
+    assert_bound(&s->raycast.max_dist, 7);
+    lm_lql_free(s);
+
+    s = parse_bound("RADIANCE f AT (?, ?, ?) TOWARD (?, ?, -?)", 6);
+    for (int i = 0; i < 3; i++) {
+        assert_bound(&s->radiance.at[i], 1 + i);
+        assert_bound(&s->radiance.toward[i], i < 2 ? 4 + i : -6);
+    }
+    lm_lql_free(s);
+
+    s = parse_bound("SELECT * FROM f WHERE INSIDE BOX (?, ?, ?) TO (?, ?, ?) OR NOT (WITHIN ? "
+                    "OF (?, ?, ?) AND IN FRUSTUM (EYE (?, ?, ?), TARGET (?, ?, ?), UP (?, ?, "
+                    "?), FOV ?, ASPECT ?, NEAR ?, FAR ?)) GROUP BY LOD ?",
+                    24);
+    const struct lm_lql_expr *box = s->select.where->list.args[0];
+    const struct lm_lql_expr *and = s->select.where->list.args[1]->operand;
+    const struct lm_lql_region *sphere = &and->list.args[0]->region;
+    const struct lm_lql_region *fr = &and->list.args[1]->region;
+    for (int i = 0; i < 3; i++) {
+        assert_bound(&box->region.box.min[i], 1 + i);
+        assert_bound(&box->region.box.max[i], 4 + i);
+        assert_bound(&sphere->sphere.center[i], 8 + i);
+        assert_bound(&fr->frustum.eye[i], 11 + i);
+        assert_bound(&fr->frustum.target[i], 14 + i);
+        assert_bound(&fr->frustum.up[i], 17 + i);
+    }
+    assert_bound(&sphere->sphere.radius, 7);
+    assert_bound(&fr->frustum.fov_y, 20);
+    assert_bound(&fr->frustum.aspect, 21);
+    assert_bound(&fr->frustum.near_d, 22);
+    assert_bound(&fr->frustum.far_d, 23);
+    assert_bound(&s->select.lod, 24);
+    assert_true(s->select.lod.integer);
+    lm_lql_free(s);
+
+    /* Statements without values have no parameters. */
+    static const char *const none[] = {"DROP FIELD f", "SHOW FIELDS", "DESCRIBE f"};
+    for (size_t i = 0; i < 3; i++) {
+        s = parse_ok(none[i]);
+        assert_int_equal(s->n_params, 0);
+        assert_null(s->params);
+        assert_int_equal(lm_lql_check_bound(s, NULL), 0);
+        assert_int_equal(lm_lql_bind_number(s, 1, 0), LM_EBADARG);
+        lm_lql_free(s);
+    }
+    struct lm_error err;
+    assert_int_equal(lm_lql_check_bound(NULL, &err), LM_EBADARG);
+}
+
 /* ---------------------------------------------------------------- scripts */
 
 static void parse_next_splits_a_script_and_keeps_positions(void **state)
@@ -710,6 +792,7 @@ static void complete_means_a_final_semicolon_outside_comments_and_quotes(void **
         {";", true},
         {"SELECT 'x", true}, /* runs, and reports the quote */
     };
+    assert_false(lm_lql_complete(NULL, 0));
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         if (lm_lql_complete(cases[i].text, strlen(cases[i].text)) != cases[i].complete)
             fail_msg("lm_lql_complete(\"%s\") != %d", cases[i].text, cases[i].complete);
@@ -802,6 +885,11 @@ static const struct error_case error_cases[] = {
     {"DROP FIELD", LM_ESYNTAX, 1, 11, "expected a field name after DROP FIELD, found end of input"},
     {"SHOW FIELD", LM_ESYNTAX, 1, 6, "expected FIELDS after SHOW, found 'FIELD'"},
     {"SHOW FIELDS f", LM_ESYNTAX, 1, 13, "expected ';' or end of input after SHOW FIELDS, found 'f'"},
+    {"SHOW FIELDS \"\xc3\xa9\ttab\"", LM_ESYNTAX, 1, 13,
+     "expected ';' or end of input after SHOW FIELDS, found '\"\\xc3\\xa9\\x09tab\"'"},
+    {"SHOW FIELDS abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz", LM_ESYNTAX, 1, 13,
+     "expected ';' or end of input after SHOW FIELDS, found "
+     "'abcdefghijklmnopqrstuvwxyzabcdefghijklmn...'"},
     {"DESCRIBE 1", LM_ESYNTAX, 1, 10, "expected a field name after DESCRIBE, found '1'"},
     {"DESCRIBE FROM", LM_ESYNTAX, 1, 10,
      "expected a field name after DESCRIBE, found 'FROM' (FROM is a keyword; write \"FROM\" "
@@ -1219,6 +1307,11 @@ static void kind_names_read_like_the_statements(void **state)
     assert_string_equal(lm_lql_kind_name(LM_LQL_SHOW_FIELDS), "SHOW FIELDS");
     assert_string_equal(lm_lql_kind_name(LM_LQL_EXPLAIN), "EXPLAIN");
     assert_string_equal(lm_lql_kind_name((enum lm_lql_kind)0), "?");
+    static const char *const names[] = {"CREATE FIELD", "DROP FIELD", "SHOW FIELDS",
+                                        "DESCRIBE", "INSERT", "SELECT", "RAYCAST",
+                                        "RADIANCE", "DELETE", "UPDATE", "EXPLAIN"};
+    for (int k = LM_LQL_CREATE_FIELD; k <= LM_LQL_EXPLAIN; k++)
+        assert_string_equal(lm_lql_kind_name((enum lm_lql_kind)k), names[k - 1]);
 }
 
 static void format_stmt_writes_canonical_lql(void **state)
@@ -1363,6 +1456,7 @@ int main(void)
         cmocka_unit_test(comments_quotes_and_case_are_handled),
         cmocka_unit_test(numbers_read_integers_decimals_and_exponents),
         cmocka_unit_test(parameters_are_numbered_in_order_and_bound),
+        cmocka_unit_test(parameters_reach_every_slot),
         cmocka_unit_test(parse_next_splits_a_script_and_keeps_positions),
         cmocka_unit_test(parse_next_skips_past_a_failed_statement),
         cmocka_unit_test(parse_takes_exactly_one_statement),
