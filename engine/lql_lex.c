@@ -208,10 +208,54 @@ static int lex_quoted(struct lm__lql_lexer *lx, struct lm__lql_token *tok,
     return 0;
 }
 
-/* Converts the validated literal text[start, start + n) with strtod, writing the
- * locale's decimal point for '.'. */
+/* The exact value of a validated literal with at most 15 significant digits and a
+ * decimal scale within +-22: the digits and the power of ten are both exact doubles, so
+ * one multiplication or division rounds correctly, as strtod would. False for others. */
+static bool small_decimal(const char *s, size_t n, double *out)
+{
+    static const double pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    uint64_t m = 0;
+    int digits = 0, scale = 0, exp = 0, exp_sign = 1;
+    bool fraction = false;
+    size_t i = 0;
+    for (; i < n && (is_digit((unsigned char)s[i]) || s[i] == '.'); i++) {
+        if (s[i] == '.') {
+            fraction = true;
+            continue;
+        }
+        if ((m || s[i] != '0') && ++digits > 15)
+            return false;
+        m = m * 10 + (uint64_t)(s[i] - '0');
+        scale -= fraction;
+    }
+    if (i < n) { /* e or E, sign, digits */
+        i++;
+        if (s[i] == '+' || s[i] == '-')
+            exp_sign = s[i++] == '-' ? -1 : 1;
+        for (; i < n; i++)
+            if (exp < 10000)
+                exp = exp * 10 + (s[i] - '0');
+    }
+    scale += exp_sign * exp;
+    if (m == 0) {
+        *out = 0;
+        return true;
+    }
+    if (scale < -22 || scale > 22)
+        return false;
+    *out = scale < 0 ? (double)m / pow10[-scale] : (double)m * pow10[scale];
+    return true;
+}
+
+/* Converts the validated literal text[start, start + n): small_decimal, else strtod
+ * with the locale's decimal point written for '.'. */
 static double to_double(const char *s, size_t n)
 {
+    double v;
+    if (small_decimal(s, n, &v))
+        return v;
     char buf[LM_LQL_MAX_NUMBER + 8];
     const char *dp = localeconv()->decimal_point;
     size_t dpn = dp ? strlen(dp) : 0;

@@ -23,33 +23,67 @@ struct arena_block {
     max_align_t data[];
 };
 
+/* Small allocations are carved from `head` blocks; an array that outgrows ARENA_BIG
+ * bytes gets a block of its own on the `big` list, resized in place as it grows (a
+ * bulk INSERT's values neither get copied at every doubling nor leave copies behind). */
 struct lm__lql_arena {
     struct arena_block *head;
+    struct arena_block *big;
     size_t next_cap;
 };
 
 #define ARENA_FIRST 1024
 #define ARENA_MAX_STEP (64 * 1024)
+#define ARENA_BIG (64 * 1024)
 
 static struct lm__lql_arena *arena_new(void)
 {
     struct lm__lql_arena *a = lm_alloc(sizeof *a);
     if (a) {
-        a->head = NULL;
+        a->head = a->big = NULL;
         a->next_cap = ARENA_FIRST;
     }
     return a;
+}
+
+static void free_blocks(struct arena_block *b)
+{
+    for (struct arena_block *next; b; b = next) {
+        next = b->next;
+        lm_free(b);
+    }
 }
 
 static void arena_free(struct lm__lql_arena *a)
 {
     if (!a)
         return;
-    for (struct arena_block *b = a->head, *next; b; b = next) {
-        next = b->next;
-        lm_free(b);
-    }
+    free_blocks(a->head);
+    free_blocks(a->big);
     lm_free(a);
+}
+
+/* Resizes the big array `old` (NULL for a new one) of old_n bytes to n > old_n bytes,
+ * keeping its bytes and zeroing the rest; NULL (old untouched) when out of memory. */
+static void *arena_big(struct lm__lql_arena *a, void *old, size_t old_n, size_t n)
+{
+    struct arena_block **link = &a->big;
+    while (old && (void *)(*link)->data != old)
+        link = &(*link)->next;
+    if (n > SIZE_MAX - sizeof **link)
+        return NULL;
+    struct arena_block *b = lm_realloc(old ? *link : NULL, sizeof *b + n);
+    if (!b)
+        return NULL;
+    if (old) {
+        *link = b;
+    } else {
+        b->next = a->big;
+        a->big = b;
+    }
+    b->used = b->cap = n;
+    memset((unsigned char *)b->data + old_n, 0, n - old_n);
+    return b->data;
 }
 
 /* Zeroed memory aligned for any type, or NULL. */
@@ -128,9 +162,10 @@ static void *alloc(struct parser *p, size_t n)
     return arena_alloc(p->arena, n);
 }
 
-/* An arena array of n elements with room for at least one more: `array` itself, or a
- * copy twice as large (the old one stays in the arena until the tree is freed). NULL
- * when out of memory. */
+/* An arena array of n elements with room for at least one more: `array` itself, or
+ * one twice as large holding the same elements (a small old one stays in the arena
+ * until the tree is freed; a big one is resized in place). NULL when out of memory.
+ * Arrays of more than ARENA_BIG bytes of capacity always live in big blocks. */
 static void *grow(struct parser *p, void *array, size_t n, size_t *cap, size_t elem)
 {
     if (n < *cap)
@@ -138,10 +173,18 @@ static void *grow(struct parser *p, void *array, size_t n, size_t *cap, size_t e
     size_t new_cap = *cap ? *cap * 2 : 4;
     if (new_cap > SIZE_MAX / elem)
         return NULL;
-    void *fresh = alloc(p, new_cap * elem);
-    if (fresh && n)
+    size_t old_bytes = *cap * elem, bytes = new_cap * elem;
+    void *fresh;
+    if (old_bytes > ARENA_BIG)
+        fresh = arena_big(p->arena, array, old_bytes, bytes);
+    else if (bytes > ARENA_BIG)
+        fresh = arena_big(p->arena, NULL, 0, bytes);
+    else
+        fresh = alloc(p, bytes);
+    if (fresh && old_bytes <= ARENA_BIG && n)
         memcpy(fresh, array, n * elem);
-    *cap = new_cap;
+    if (fresh)
+        *cap = new_cap;
     return fresh;
 }
 

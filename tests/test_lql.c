@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -518,6 +519,47 @@ static void numbers_read_integers_decimals_and_exponents(void **state)
         struct lm_lql_stmt *s;
         const struct lm_lql_expr *e = where_of(cond, &s);
         assert_literal(&e->cmp.a, cases[i].value);
+        lm_lql_free(s);
+    }
+}
+
+/* Random literals of every shape read exactly as strtod reads them (the lexer takes a
+ * shortcut for short ones). */
+static void numbers_read_as_strtod_reads_them(void **state)
+{
+    (void)state;
+    uint64_t seed = 0x9E3779B97F4A7C15u;
+    for (int i = 0; i < 20000; i++) {
+        char num[64], text[96];
+        size_t o = 0;
+        seed = seed * 6364136223846793005u + 1442695040888963407u;
+        uint64_t r = seed >> 11;
+        int int_digits = (int)(r % 12), frac_digits = (int)(r / 12 % 12);
+        bool dot = r / 144 % 4 != 0 || int_digits == 0;
+        if (int_digits == 0 && frac_digits == 0)
+            frac_digits = 1;
+        for (int d = 0; d < int_digits; d++, r /= 7)
+            num[o++] = (char)('0' + (d == 0 && r % 3 == 0 ? 0 : (r >> 3) % 10));
+        if (dot) {
+            num[o++] = '.';
+            for (int d = 0; d < frac_digits; d++, r /= 5)
+                num[o++] = (char)('0' + (r >> 2) % 10);
+        }
+        seed = seed * 6364136223846793005u + 1442695040888963407u;
+        r = seed >> 11;
+        if (r % 3 == 0)
+            o += (size_t)snprintf(num + o, sizeof num - o, "e%s%d", r % 2 ? "-" : "+",
+                                  (int)(r / 6 % 40));
+        num[o] = '\0';
+        snprintf(text, sizeof text, "SELECT * FROM f WHERE x = %s", num);
+        struct lm_lql_stmt *s;
+        struct lm_error err;
+        if (lm_lql_parse(text, strlen(text), &s, &err) != 0)
+            fail_msg("\"%s\": %s", num, err.message);
+        double want = strtod(num, NULL);
+        if (s->select.where->cmp.a.number != want)
+            fail_msg("\"%s\" read as %.17g, strtod says %.17g", num,
+                     s->select.where->cmp.a.number, want);
         lm_lql_free(s);
     }
 }
@@ -1375,6 +1417,32 @@ static _Bool fail_after(size_t n)
     return allocations_left-- > 0;
 }
 
+/* Parses text with the k-th allocation failing, for k = 0, 1, ... until it succeeds:
+ * every failure must be -ENOMEM with nothing leaked. */
+static void parse_failing_each_allocation(const char *text)
+{
+    bool succeeded = false;
+    for (long k = 0; !succeeded && k < 1000; k++) {
+        struct lm_lql_stmt *s = NULL;
+        struct lm_error err;
+        allocations_left = k;
+        lm_alloc_set_hook(fail_after);
+        int rc = lm_lql_parse(text, strlen(text), &s, &err);
+        lm_alloc_set_hook(NULL);
+        if (rc == 0) {
+            succeeded = true;
+            assert_true(allocations_left >= 0); /* no allocation failed */
+            lm_lql_free(s);
+        } else {
+            assert_int_equal(rc, -ENOMEM);
+            assert_string_equal(err.message, "out of memory");
+            assert_null(s);
+        }
+    }
+    allocations_left = -1;
+    assert_true(succeeded);
+}
+
 static void out_of_memory_fails_cleanly_at_every_allocation(void **state)
 {
     (void)state;
@@ -1386,31 +1454,12 @@ static void out_of_memory_fails_cleanly_at_every_allocation(void **state)
          "AND a = 1 AND b = 2 AND c = 3 AND d = ? ORDER BY a, b, c, d, e LIMIT ?"),
         "EXPLAIN UPDATE f SET a = 1, b = 2, c = 3, d = 4, e = ? WHERE TRUE",
     };
-    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
-        bool succeeded = false;
-        for (long k = 0; !succeeded && k < 1000; k++) {
-            struct lm_lql_stmt *s = NULL;
-            struct lm_error err;
-            allocations_left = k;
-            lm_alloc_set_hook(fail_after);
-            int rc = lm_lql_parse(texts[i], strlen(texts[i]), &s, &err);
-            lm_alloc_set_hook(NULL);
-            if (rc == 0) {
-                succeeded = true;
-                assert_true(allocations_left >= 0); /* no allocation failed */
-                lm_lql_free(s);
-            } else {
-                assert_int_equal(rc, -ENOMEM);
-                assert_string_equal(err.message, "out of memory");
-                assert_null(s);
-            }
-        }
-        assert_true(succeeded);
-    }
-    allocations_left = -1;
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        parse_failing_each_allocation(texts[i]);
 }
 
-/* A big INSERT grows its arrays many times; the tree is still exact. */
+/* A big INSERT grows its arrays many times, past the size where they move to blocks of
+ * their own; the tree is still exact, and running out of memory there is clean too. */
 static void large_insert_keeps_every_value(void **state)
 {
     (void)state;
@@ -1430,6 +1479,7 @@ static void large_insert_keeps_every_value(void **state)
         assert_literal(&s->insert.values[r * 3 + 2], -r);
     }
     lm_lql_free(s);
+    parse_failing_each_allocation(text);
     lm_free(text);
 }
 
@@ -1455,6 +1505,7 @@ int main(void)
         cmocka_unit_test(explain_wraps_a_statement_and_shares_parameters),
         cmocka_unit_test(comments_quotes_and_case_are_handled),
         cmocka_unit_test(numbers_read_integers_decimals_and_exponents),
+        cmocka_unit_test(numbers_read_as_strtod_reads_them),
         cmocka_unit_test(parameters_are_numbered_in_order_and_bound),
         cmocka_unit_test(parameters_reach_every_slot),
         cmocka_unit_test(parse_next_splits_a_script_and_keeps_positions),
