@@ -140,12 +140,13 @@ size_t lm_lql_format_error(const char *text, const struct lm_error *err, char *b
     put(&o, "\n", 1);
     put(&o, line, n);
     put(&o, "\n", 1);
-    /* Under each character before the column: a tab for a tab, else a space. */
+    /* Under each character before the column: a tab for a tab, else a space; a column
+     * past the end of the line puts the caret just after it. */
     uint32_t col = 1;
-    for (size_t i = 0; col < err->column; i++) {
-        if (i < n && ((unsigned char)line[i] & 0xC0) == 0x80)
+    for (size_t i = 0; i < n && col < err->column; i++) {
+        if (((unsigned char)line[i] & 0xC0) == 0x80)
             continue;
-        put(&o, i < n && line[i] == '\t' ? "\t" : " ", 1);
+        put(&o, line[i] == '\t' ? "\t" : " ", 1);
         col++;
     }
     put(&o, "^", 1);

@@ -1285,10 +1285,16 @@ static void format_error_draws_a_caret_under_the_column(void **state)
     assert_string_equal(buf, "no statement");
     assert_int_equal(lm_lql_format_error(text, NULL, buf, sizeof buf), 0);
     assert_string_equal(buf, "");
+    /* A column far past the end of its line: the caret just after the line. */
+    err.column = 4000000000u;
+    lm_lql_format_error(text, &err, buf, sizeof buf);
+    assert_string_equal(buf, "1:4000000000: expected FROM after select list, found 'FORM'\n"
+                             "SELECT x FORM f\n"
+                             "               ^");
     /* A line past the end of the text: the message alone. */
     err.line = 9;
     lm_lql_format_error(text, &err, buf, sizeof buf);
-    assert_string_equal(buf, "9:10: expected FROM after select list, found 'FORM'");
+    assert_string_equal(buf, "9:4000000000: expected FROM after select list, found 'FORM'");
 }
 
 static void suggest_finds_the_nearest_close_name(void **state)
