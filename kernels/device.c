@@ -1,0 +1,212 @@
+/* device.c - the executor's choice between CPU and OpenCL kernel tables, the shared
+ * OpenCL runtime, and the per-thread EXPLAIN record. See device.h. */
+#include "device.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "scan.h"
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    enum lm_device_mode mode; /* AUTO: $LUMADB_DEVICE */
+    char cache_dir[512];
+    bool cache_dir_set;
+    lm_cl_log_fn log;
+    void *log_user;
+    bool started;
+    lm_cl *cl;                /* NULL after a start: no device */
+    char why[512];            /* the reason there is none */
+} dev;
+
+/* ---------------------------------------------------------------- settings */
+
+int lm_device_configure(const struct lm_device_opts *o)
+{
+    if (!o || o->mode < LM_DEVICE_AUTO || o->mode > LM_DEVICE_OPENCL)
+        return LM_EBADARG;
+    pthread_mutex_lock(&lock);
+    dev.mode = o->mode;
+    dev.log = o->log;
+    dev.log_user = o->log_user;
+    if (o->cache_dir && !dev.started) {
+        snprintf(dev.cache_dir, sizeof dev.cache_dir, "%s", o->cache_dir);
+        dev.cache_dir_set = true;
+    }
+    pthread_mutex_unlock(&lock);
+    return 0;
+}
+
+void lm_device_use_data_dir(const char *dir)
+{
+    if (!dir)
+        return;
+    pthread_mutex_lock(&lock);
+    if (!dev.started && !dev.cache_dir_set) {
+        snprintf(dev.cache_dir, sizeof dev.cache_dir, "%s/kcache", dir);
+        dev.cache_dir_set = true;
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+static enum lm_device_mode env_mode(void)
+{
+    const char *e = getenv("LUMADB_DEVICE");
+    if (e && !strcmp(e, "cpu"))
+        return LM_DEVICE_CPU;
+    if (e && !strcmp(e, "opencl"))
+        return LM_DEVICE_OPENCL;
+    return LM_DEVICE_AUTO;
+}
+
+enum lm_device_mode lm_device_mode(void)
+{
+    pthread_mutex_lock(&lock);
+    enum lm_device_mode m = dev.mode;
+    pthread_mutex_unlock(&lock);
+    return m != LM_DEVICE_AUTO ? m : env_mode();
+}
+
+static void log_line(const char *line)
+{
+    lm_cl_log_fn fn;
+    void *user;
+    pthread_mutex_lock(&lock);
+    fn = dev.log;
+    user = dev.log_user;
+    pthread_mutex_unlock(&lock);
+    if (fn)
+        fn(user, line);
+}
+
+void lm_device_log(const char *fmt, ...)
+{
+    char line[640];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    log_line(line);
+}
+
+/* The runtime's own lines go to the sink configured now. */
+static void runtime_log(void *user, const char *line)
+{
+    (void)user;
+    log_line(line);
+}
+
+/* ---------------------------------------------------------------- the runtime */
+
+/* Starts the runtime once; the caller holds `lock`. */
+static void start_locked(void)
+{
+    if (dev.started)
+        return;
+    dev.started = true;
+    struct lm_cl_opts o = {.cache_dir = dev.cache_dir_set ? dev.cache_dir : NULL,
+                           .log = runtime_log};
+    struct lm_error err = {0};
+    pthread_mutex_unlock(&lock); /* the runtime logs through log_line */
+    lm_cl *cl = NULL;
+    int rc = lm_cl_open(&o, &cl, &err);
+    pthread_mutex_lock(&lock);
+    if (rc) {
+        snprintf(dev.why, sizeof dev.why, "%s",
+                 *err.message ? err.message : lm_strerror(rc));
+        return;
+    }
+    dev.cl = cl;
+}
+
+lm_cl *lm_device_cl(void)
+{
+    if (lm_device_mode() == LM_DEVICE_CPU)
+        return NULL;
+    pthread_mutex_lock(&lock);
+    bool first = !dev.started;
+    start_locked();
+    lm_cl *cl = dev.cl;
+    char why[sizeof dev.why];
+    snprintf(why, sizeof why, "%s", dev.why);
+    pthread_mutex_unlock(&lock);
+    if (first && !cl)
+        lm_device_log("lumadb: %s; the kernels run on the CPU", why);
+    return cl;
+}
+
+int lm_device_status(struct lm_error *err)
+{
+    if (lm_device_mode() == LM_DEVICE_CPU)
+        return lm__fail(err, LM_ENODEVICE, "OpenCL is off (LUMADB_DEVICE=cpu)");
+    if (lm_device_cl())
+        return 0;
+    pthread_mutex_lock(&lock);
+    lm__fail(err, LM_ENODEVICE, "%s", dev.why);
+    pthread_mutex_unlock(&lock);
+    return LM_ENODEVICE;
+}
+
+/* ---------------------------------------------------------------- choice */
+
+/* Work from which OpenCL beats the CPU tables: [kind][0] on a GPU or accelerator,
+ * [kind][1] on a CPU device (measured with bench_kernels; see docs/KERNELS.md). */
+static const size_t threshold[][2] = {
+    [LM_DEVICE_WORK_SCAN] = {(size_t)1 << 18, (size_t)1 << 22},
+    [LM_DEVICE_WORK_CULL] = {(size_t)1 << 14, (size_t)1 << 18},
+    [LM_DEVICE_WORK_RAY] = {(size_t)1 << 10, (size_t)1 << 13},
+    [LM_DEVICE_WORK_LOD] = {(size_t)1 << 15, (size_t)1 << 20},
+    [LM_DEVICE_WORK_KNN] = {(size_t)1 << 20, (size_t)1 << 24},
+};
+
+bool lm_device_wants_opencl(enum lm_device_work kind, size_t work)
+{
+    enum lm_device_mode m = lm_device_mode();
+    if (m == LM_DEVICE_CPU || (m == LM_DEVICE_AUTO && work < threshold[kind][0]))
+        return false;
+    lm_cl *cl = lm_device_cl();
+    if (!cl)
+        return false;
+    bool cpu_device = (lm_cl_info(cl)->type & CL_DEVICE_TYPE_CPU) != 0;
+    return m == LM_DEVICE_OPENCL || work >= threshold[kind][cpu_device];
+}
+
+const struct lm_scan_table *lm_device_scan_table(size_t rows)
+{
+    const struct lm_scan_table *t = NULL;
+    if (lm_device_wants_opencl(LM_DEVICE_WORK_SCAN, rows))
+        t = lm_scan_opencl(); /* records its path when it runs */
+    if (!t) {
+        t = lm_scan_best();
+        lm_device_trace(t->name);
+    }
+    return t;
+}
+
+/* ---------------------------------------------------------------- EXPLAIN */
+
+static const char *const trace_names[] = {"scalar", "avx2", "opencl"};
+static _Thread_local unsigned trace_bits;
+
+void lm_device_trace(const char *path)
+{
+    for (unsigned i = 0; i < sizeof trace_names / sizeof trace_names[0]; i++)
+        if (!strcmp(path, trace_names[i]))
+            trace_bits |= 1u << i;
+}
+
+const char *lm_device_trace_take(void)
+{
+    /* Every combination, indexed by the bits (scalar 1, avx2 2, opencl 4). */
+    static const char *const joined[] = {
+        "none", "scalar", "avx2", "scalar+avx2",
+        "opencl", "scalar+opencl", "avx2+opencl", "scalar+avx2+opencl",
+    };
+    unsigned b = trace_bits;
+    trace_bits = 0;
+    return joined[b & 7];
+}
