@@ -30,6 +30,9 @@
 #include <errno.h>
 #include <math.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "alloc.h"
 #include "lumadb.h"
@@ -85,7 +88,25 @@ static inline float box_d2(const struct box *b, float qx, float qy, float qz)
     return dx * dx + dy * dy + dz * dz;
 }
 
-/* box_d2 for the four children at once (+inf for unused lanes). */
+/* box_d2 for the four children at once (+inf for unused lanes). SSE where the
+ * target has it (all x86-64): maxps, subps, mulps and addps are lane-wise the
+ * scalar max_f, -, * and + above, so both paths give the same bits. */
+#if defined(__SSE2__)
+static inline void lanes_d2(const struct node *nd, float qx, float qy, float qz,
+                            float d[LANES])
+{
+    const __m128 zero = _mm_setzero_ps();
+    const __m128 q[3] = {_mm_set1_ps(qx), _mm_set1_ps(qy), _mm_set1_ps(qz)};
+    __m128 sum = zero;
+    for (int k = 0; k < 3; k++) {
+        __m128 below = _mm_sub_ps(_mm_load_ps(nd->lo[k]), q[k]);
+        __m128 above = _mm_sub_ps(q[k], _mm_load_ps(nd->hi[k]));
+        __m128 dk = _mm_max_ps(_mm_max_ps(below, above), zero);
+        sum = k == 0 ? _mm_mul_ps(dk, dk) : _mm_add_ps(sum, _mm_mul_ps(dk, dk));
+    }
+    _mm_storeu_ps(d, sum);
+}
+#else
 static inline void lanes_d2(const struct node *nd, float qx, float qy, float qz,
                             float d[LANES])
 {
@@ -96,6 +117,7 @@ static inline void lanes_d2(const struct node *nd, float qx, float qy, float qz,
         d[j] = dx * dx + dy * dy + dz * dz;
     }
 }
+#endif
 
 static inline struct box lane_box(const struct node *nd, int j)
 {
@@ -332,6 +354,11 @@ void lm_kdtree_bounds(const lm_kdtree *t, float min[3], float max[3])
 
 /* ---------------------------------------------------------------- kNN heap */
 
+/* Up to this k the entries are kept as a sorted list (insertion moves a few entries,
+ * the k-th is the last, sorting is free); above it as a binary max-heap, whose
+ * insertions stay O(log k). */
+#define SORTED_MAX 32u
+
 /* The total order of entries (invariant 4). */
 static inline bool entry_less(float da, uint64_t ia, float db, uint64_t ib)
 {
@@ -364,12 +391,18 @@ void lm_knn_heap_free(struct lm_knn_heap *h)
 
 void lm_knn_heap_reset(struct lm_knn_heap *h) { h->n = 0; }
 
-float lm_knn_heap_bound(const struct lm_knn_heap *h)
+/* Slot of the k-th entry once the heap is full. */
+static inline uint32_t worst_slot(const struct lm_knn_heap *h)
 {
-    return h->n < h->k ? INFINITY : h->d2[0];
+    return h->k <= SORTED_MAX ? h->k - 1 : 0;
 }
 
-/* Moves the entry (d, id) down from slot i of a heap of m entries to its place. */
+float lm_knn_heap_bound(const struct lm_knn_heap *h)
+{
+    return h->n < h->k ? INFINITY : h->d2[worst_slot(h)];
+}
+
+/* Moves the entry (d, id) down from slot i of a max-heap of m entries to its place. */
 static inline void sift_down(float *d2, uint64_t *ids, uint32_t m, uint32_t i, float d,
                              uint64_t id)
 {
@@ -392,27 +425,44 @@ static inline void sift_down(float *d2, uint64_t *ids, uint32_t m, uint32_t i, f
 /* True when (d, id) would be kept. */
 static inline bool heap_wants(const struct lm_knn_heap *h, float d, uint64_t id)
 {
-    return h->n < h->k || entry_less(d, id, h->d2[0], h->id[0]);
+    if (h->n < h->k)
+        return true;
+    uint32_t w = worst_slot(h);
+    return entry_less(d, id, h->d2[w], h->id[w]);
 }
 
 /* Adds an entry heap_wants accepted. */
 static inline void heap_insert(struct lm_knn_heap *h, float d, uint64_t id)
 {
+    float *d2 = h->d2;
+    uint64_t *ids = h->id;
+    if (h->k <= SORTED_MAX) {
+        /* Drop the last when full, then shift the larger entries up by one. */
+        uint32_t i = h->n < h->k ? h->n++ : h->k - 1;
+        while (i > 0 && entry_less(d, id, d2[i - 1], ids[i - 1])) {
+            d2[i] = d2[i - 1];
+            ids[i] = ids[i - 1];
+            i--;
+        }
+        d2[i] = d;
+        ids[i] = id;
+        return;
+    }
     if (h->n == h->k) {
-        sift_down(h->d2, h->id, h->n, 0, d, id);
+        sift_down(d2, ids, h->n, 0, d, id);
         return;
     }
     uint32_t i = h->n++;
     while (i > 0) {
         uint32_t p = (i - 1) / 2;
-        if (!entry_less(h->d2[p], h->id[p], d, id))
+        if (!entry_less(d2[p], ids[p], d, id))
             break;
-        h->d2[i] = h->d2[p];
-        h->id[i] = h->id[p];
+        d2[i] = d2[p];
+        ids[i] = ids[p];
         i = p;
     }
-    h->d2[i] = d;
-    h->id[i] = id;
+    d2[i] = d;
+    ids[i] = id;
 }
 
 bool lm_knn_heap_push(struct lm_knn_heap *h, float d2, uint64_t id)
@@ -425,6 +475,8 @@ bool lm_knn_heap_push(struct lm_knn_heap *h, float d2, uint64_t id)
 
 void lm_knn_heap_sort(struct lm_knn_heap *h)
 {
+    if (h->k <= SORTED_MAX)
+        return; /* already sorted */
     /* Heapsort in place: the largest goes to the end, the heap shrinks by one. */
     for (uint32_t m = h->n; m > 1; m--) {
         float d = h->d2[m - 1];
