@@ -40,7 +40,7 @@ struct lm__ws_sess {
     lm_net_server *srv;
     struct lm__ws_sess *prev, *next;
     char addr[64];
-    bool hello, can_write, closing, rx_paused, rx_skip, rx_mid, linked;
+    bool hello, can_write, closing, rx_paused, rx_skip, rx_mid, linked, close_sent;
     struct lm__ws_frame *head, *tail;
     size_t queued;
     struct lm_net_buf rx;

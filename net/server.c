@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -394,7 +395,7 @@ int lm_net_server_open(const struct lm_net_opts *opts, lm_net_server **out,
     s->retry.secs_since_valid_ping = s->o.ping_s;
     s->retry.secs_since_valid_hangup = s->o.timeout_s;
 
-    lws_set_log_level(LLL_ERR, log_emit);
+    lws_set_log_level(getenv("LUMADB_LWS_LOG") ? atoi(getenv("LUMADB_LWS_LOG")) : LLL_ERR, getenv("LUMADB_LWS_LOG") ? NULL : log_emit);
     void *loops[1] = {opts->loop};
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
@@ -465,7 +466,8 @@ static void stop_tick(uv_timer_t *t)
 {
     lm_net_server *s = t->data;
     /* 40 ticks of 25 ms: clients get a second to read BYE and close */
-    if (!s->sessions || ++s->stop_ticks >= 40)
+    ++s->stop_ticks;
+    if ((!s->sessions && s->stop_ticks >= 2) || s->stop_ticks >= 40)
         finish(s);
 }
 

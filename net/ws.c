@@ -384,9 +384,21 @@ static int on_writeable(struct lm__ws_sess *w)
         refill(w);
     struct lm__ws_frame *f = w->head;
     if (!f) {
-        if (w->closing) {
-            lws_close_reason(w->wsi, LWS_CLOSE_STATUS_GOINGAWAY, (uint8_t *)"server shutting down", 20);
-            return -1;
+        if (w->closing && !w->close_sent) {
+            /* The close frame is written here rather than by returning -1 after
+             * lws_close_reason: with the libuv event library, lws 4.1 drops the
+             * connection before that frame leaves. The peer answers with its own close,
+             * and lws then closes the connection. */
+            static const char reason[] = "server shutting down";
+            uint8_t frame[LWS_PRE + 2 + sizeof reason];
+            frame[LWS_PRE] = LWS_CLOSE_STATUS_GOINGAWAY >> 8;
+            frame[LWS_PRE + 1] = LWS_CLOSE_STATUS_GOINGAWAY & 0xff;
+            memcpy(frame + LWS_PRE + 2, reason, sizeof reason - 1);
+            w->close_sent = true;
+            lws_set_timeout(w->wsi, PENDING_TIMEOUT_CLOSE_ACK, 2);
+            /* 4 is lws's own write type for a close frame (see lws-write.h) */
+            return lws_write(w->wsi, frame + LWS_PRE, 2 + sizeof reason - 1,
+                             (enum lws_write_protocol)4) < 0 ? -1 : 0;
         }
         return 0;
     }
@@ -405,7 +417,7 @@ static int on_writeable(struct lm__ws_sess *w)
         lws_rx_flow_control(w->wsi, 1);
         w->rx_paused = false;
     }
-    if (w->head || w->closing || has_work(w))
+    if (w->head || (w->closing && !w->close_sent) || has_work(w))
         lws_callback_on_writable(w->wsi);
     return 0;
 }
