@@ -310,11 +310,13 @@ static void send_chunk(struct lm__ws_sess *w, struct lm__ws_sub *u, const int32_
     lm_net_server *s = w->srv;
     struct chunk_ctx x = {.w = w, .u = u, .lsn = u->seen_lsn};
     memcpy(x.coord, coord, sizeof x.coord);
-    float size = u->opts.voxel_size * (float)u->opts.chunk_edge, in = u->opts.voxel_size * 0.25f;
+    /* the chunk's whole cell: culling may use the tight bounds of its samples, which can
+     * lie anywhere inside it; neighbours that touch the box are skipped by coordinate */
+    float size = u->opts.voxel_size * (float)u->opts.chunk_edge;
     struct lm_region box = {.kind = LM_REGION_BOX};
     for (int a = 0; a < 3; a++) {
-        box.min[a] = (float)coord[a] * size + in;
-        box.max[a] = (float)(coord[a] + 1) * size - in;
+        box.min[a] = (float)coord[a] * size;
+        box.max[a] = (float)(coord[a] + 1) * size;
     }
     lm_chunks_each(s->o.db, u->field, &box, 0, chunk_cb, &x, NULL);
     if (u->mode) {
