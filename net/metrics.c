@@ -82,6 +82,8 @@ void lm_net_metrics_render(const struct lm_net_metrics *m, lm_db *db, struct lm_
     counter(o, "lumadb_flow_paused_total", "Times a client's reads were paused for a full send queue.", m->flow_paused, "counter");
     counter(o, "lumadb_delta_scans_total", "Scans for changed chunks after writes.", m->delta_scans, "counter");
     counter(o, "lumadb_chunks_coalesced_total", "Changed chunks merged into a pending send.", m->chunks_coalesced, "counter");
+    counter(o, "lumadb_chunk_encodes_total", "Chunk versions compressed for streaming.", m->frames_encoded, "counter");
+    counter(o, "lumadb_chunk_cache_hits_total", "Chunk versions streamed from the frame cache.", m->frames_cached, "counter");
     counter(o, "lumadb_send_queue_bytes", "Bytes queued for WebSocket clients.", m->send_queue_bytes, "gauge");
 
     size_t n = 0;

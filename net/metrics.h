@@ -35,6 +35,7 @@ struct lm_net_metrics {
     uint64_t errors_sent, rate_limited, unauthorized;
     uint64_t samples_inserted, inserts;
     uint64_t flow_paused, delta_scans, chunks_coalesced;
+    uint64_t frames_encoded, frames_cached; /* chunk versions compressed / served from cache */
     uint64_t send_queue_bytes;  /* gauge: sum over clients */
 };
 

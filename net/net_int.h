@@ -8,6 +8,7 @@
 #include <libwebsockets.h>
 
 #include "coordset.h"
+#include "framecache.h"
 #include "net.h"
 #include "ratelimit.h"
 #include "wire.h"
@@ -64,6 +65,8 @@ struct lm_net_server {
     void (*done)(void *);
     void *done_user;
     struct lm_net_buf scratch;  /* raw columns before compression */
+    struct lm_net_buf records;  /* frames of one chunk version being built */
+    lm_net_framecache *cache;   /* encoded chunk versions shared by subscribers */
     lws_retry_bo_t retry;
     struct lws_http_mount mounts[4];
     struct lws_protocol_vhost_options mimes[8];

@@ -354,7 +354,8 @@ int lm_net_server_open(const struct lm_net_opts *opts, lm_net_server **out,
     s->o.timeout_s = opts->timeout_s ? opts->timeout_s : 60;
     s->web_root = opts->web_root ? lm_strdup(opts->web_root) : NULL;
     s->rl = lm_net_ratelimit_new(opts->rate, opts->burst > 0 ? opts->burst : opts->rate * 2, 0);
-    if ((opts->web_root && !s->web_root) || !s->rl) {
+    s->cache = lm_net_framecache_new(64u << 20, 8192);
+    if ((opts->web_root && !s->web_root) || !s->rl || !s->cache) {
         lm_net_server_free(s);
         return -ENOMEM;
     }
@@ -492,6 +493,8 @@ void lm_net_server_free(lm_net_server *s)
         lws_context_destroy(s->ctx);
     lm_net_ratelimit_free(s->rl);
     lm_net_buf_free(&s->scratch);
+    lm_net_buf_free(&s->records);
+    lm_net_framecache_free(s->cache);
     lm_free(s->web_root);
     lm_free(s);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "framecache.h"
 #include "net_int.h"
 
 /* ---------------------------------------------------------------- send queue */
@@ -225,6 +226,7 @@ struct chunk_ctx {
     int32_t coord[3];
     bool found;
     uint64_t lsn;
+    const struct lm_net_buf *frames; /* [u32 length][frame]... of this chunk version */
 };
 
 /* Largest raw payload that still fits a frame after LZ4's worst case. */
@@ -235,9 +237,48 @@ static size_t part_capacity(const lm_net_server *s, size_t header, size_t item_b
     return n ? n : 1;
 }
 
-static uint8_t frame_flags(const struct lm__ws_sub *u)
+static void record_begin(struct lm_net_buf *r, size_t *at)
 {
-    return u->snapshot_done ? LM_WS_FLAG_DELTA : 0;
+    *at = r->len;
+    lm_net_buf_u32(r, 0);
+}
+
+static void record_end(struct lm_net_buf *r, size_t at)
+{
+    if (r->oom)
+        return;
+    uint32_t n = (uint32_t)(r->len - at - 4);
+    memcpy(r->p + at, &n, 4); /* host order: records never leave the process */
+}
+
+static struct lm_net_frame_key frame_key(const struct chunk_ctx *x)
+{
+    struct lm_net_frame_key k = {.lsn = x->lsn, .columns = x->u->columns, .mode = x->u->mode,
+                                 .level = x->u->level};
+    memcpy(k.field, x->u->field, sizeof k.field);
+    memcpy(k.coord, x->coord, sizeof k.coord);
+    return k;
+}
+
+/* The cached frames of this chunk version, or NULL (then the caller encodes them into
+ * s->records and calls remember). */
+static const struct lm_net_buf *cached(struct chunk_ctx *x)
+{
+    lm_net_server *s = x->w->srv;
+    struct lm_net_frame_key k = frame_key(x);
+    const struct lm_net_buf *f = lm_net_framecache_get(s->cache, &k);
+    s->m.frames_cached += f != NULL;
+    lm_net_buf_clear(&s->records);
+    return f;
+}
+
+static const struct lm_net_buf *remember(struct chunk_ctx *x)
+{
+    lm_net_server *s = x->w->srv;
+    struct lm_net_frame_key k = frame_key(x);
+    s->m.frames_encoded++;
+    lm_net_framecache_put(s->cache, &k, &s->records);
+    return &s->records;
 }
 
 static int chunk_cb(const struct lm_chunk_view *c, void *user)
@@ -247,22 +288,19 @@ static int chunk_cb(const struct lm_chunk_view *c, void *user)
         return 0;
     x->found = true;
     x->lsn = c->lsn;
-    if (x->u->mode)
+    if (x->u->mode || (x->frames = cached(x)))
         return 1;
     lm_net_server *s = x->w->srv;
     size_t per = part_capacity(s, LM_WS_CHUNK_HEADER, lm_ws_sample_bytes(x->u->columns, &x->u->opts));
-    size_t first = 0;
+    size_t first = 0, at;
     do {
         size_t n = c->n - first < per ? c->n - first : per;
-        struct lm_net_buf b;
-        frame_begin(&b, LM_WS_CHUNK_HEADER + n * 24);
-        lm_ws_encode_chunk(&b, &s->scratch, x->u->id, frame_flags(x->u), c, first, n,
-                           x->u->columns, &x->u->opts);
-        if (enqueue(x->w, &b))
-            return -ENOMEM;
-        x->u->items_sent += n;
+        record_begin(&s->records, &at);
+        lm_ws_encode_chunk(&s->records, &s->scratch, 0, 0, c, first, n, x->u->columns, &x->u->opts);
+        record_end(&s->records, at);
         first += n;
     } while (first < c->n);
+    x->frames = remember(x);
     return 1;
 }
 
@@ -271,13 +309,14 @@ static int64_t floor_div(int64_t a, int64_t b)
     return a >= 0 ? a / b : -((-a + b - 1) / b);
 }
 
-static void send_voxels(struct chunk_ctx *x, const struct lm_region *box)
+/* Encodes the chunk's cells at the subscription's level (found) into s->records. */
+static void encode_voxels(struct chunk_ctx *x, const struct lm_region *box)
 {
     lm_net_server *s = x->w->srv;
     struct lm__ws_sub *u = x->u;
     struct lm_voxels *v = NULL;
     size_t n = 0;
-    if (x->found && lm_voxels_query(s->o.db, u->field, box, u->level, &v, NULL) == 0) {
+    if (lm_voxels_query(s->o.db, u->field, box, u->level, &v, NULL) == 0) {
         /* keep the cells of this chunk, in place */
         int64_t per = (int64_t)u->opts.chunk_edge >> u->level;
         for (size_t i = 0; i < v->n; i++) {
@@ -289,19 +328,40 @@ static void send_voxels(struct chunk_ctx *x, const struct lm_region *box)
         }
     }
     float cell = u->opts.voxel_size * (float)(1u << u->level);
-    size_t per = part_capacity(s, LM_WS_VOXELS_HEADER, LM_WS_VOXEL_BYTES), first = 0;
+    size_t per = part_capacity(s, LM_WS_VOXELS_HEADER, LM_WS_VOXEL_BYTES), first = 0, at;
     do {
         size_t k = n - first < per ? n - first : per;
-        struct lm_net_buf b;
-        frame_begin(&b, LM_WS_VOXELS_HEADER + k * 40);
-        lm_ws_encode_voxels(&b, &s->scratch, u->id, frame_flags(u), x->coord, x->lsn, u->level,
-                            cell, v ? v->v + first : NULL, first, k, n);
-        if (enqueue(x->w, &b))
-            break;
-        u->items_sent += k;
+        record_begin(&s->records, &at);
+        lm_ws_encode_voxels(&s->records, &s->scratch, 0, 0, x->coord, x->lsn, u->level, cell,
+                            v ? v->v + first : NULL, first, k, n);
+        record_end(&s->records, at);
         first += k;
     } while (first < n);
     lm_voxels_free(v);
+}
+
+/* Queues copies of the records with this subscription's id and delta flag. */
+static void emit(struct lm__ws_sess *w, struct lm__ws_sub *u, const struct lm_net_buf *r)
+{
+    for (size_t at = 0; !r->oom && at + 4 <= r->len;) {
+        uint32_t n;
+        memcpy(&n, r->p + at, 4);
+        const uint8_t *f = r->p + at + 4;
+        struct lm_net_buf b;
+        frame_begin(&b, n);
+        lm_net_buf_put(&b, f, n);
+        if (!b.oom) {
+            uint8_t *h = b.p + LWS_PRE;
+            h[1] = u->snapshot_done ? LM_WS_FLAG_DELTA : 0;
+            for (int i = 0; i < 4; i++)
+                h[4 + i] = (uint8_t)(u->id >> (8 * i));
+        }
+        if (enqueue(w, &b))
+            return;
+        u->items_sent += (uint32_t)f[36] | (uint32_t)f[37] << 8 | (uint32_t)f[38] << 16 |
+                         (uint32_t)f[39] << 24;
+        at += 4 + n;
+    }
 }
 
 /* Queues the newest version of one pending chunk (or its removal). */
@@ -319,16 +379,26 @@ static void send_chunk(struct lm__ws_sess *w, struct lm__ws_sub *u, const int32_
         box.max[a] = (float)(coord[a] + 1) * size;
     }
     lm_chunks_each(s->o.db, u->field, &box, 0, chunk_cb, &x, NULL);
-    if (u->mode) {
-        send_voxels(&x, &box);
-    } else if (!x.found) {
+    if (x.found && u->mode && !(x.frames = cached(&x))) {
+        encode_voxels(&x, &box);
+        x.frames = remember(&x);
+    }
+    if (!x.found) { /* the chunk is gone: an empty first part tells the client */
         struct lm_chunk_view gone = {.lsn = x.lsn};
         memcpy(gone.coord, coord, sizeof gone.coord);
-        struct lm_net_buf b;
-        frame_begin(&b, LM_WS_CHUNK_HEADER);
-        lm_ws_encode_chunk(&b, &s->scratch, u->id, frame_flags(u), &gone, 0, 0, u->columns, &u->opts);
-        enqueue(w, &b);
+        size_t at;
+        lm_net_buf_clear(&s->records);
+        record_begin(&s->records, &at);
+        if (u->mode)
+            lm_ws_encode_voxels(&s->records, &s->scratch, 0, 0, coord, x.lsn, u->level, 0, NULL,
+                                0, 0, 0);
+        else
+            lm_ws_encode_chunk(&s->records, &s->scratch, 0, 0, &gone, 0, 0, u->columns, &u->opts);
+        record_end(&s->records, at);
+        x.frames = &s->records;
     }
+    if (x.frames)
+        emit(w, u, x.frames);
     u->chunks_sent++;
 }
 
