@@ -1,11 +1,15 @@
 /* server.c - the libwebsockets context on the caller's libuv loop, the HTTP side (JSON
  * API, /metrics, /healthz, static client) and the server's lifecycle (see net.h). */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "net_int.h"
@@ -320,6 +324,35 @@ static void log_emit(int level, const char *line)
     (void)line; /* libwebsockets' own log is off; the server logs its events itself */
 }
 
+/* Checks that addr:port can be bound, so that a taken port or a bad address is an error
+ * here: libwebsockets only logs a failed listen and goes on without one. 0 or -errno. */
+static int probe_bind(const char *addr, int port)
+{
+    struct sockaddr_storage ss = {0};
+    socklen_t len;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, addr, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        len = sizeof *v4;
+    } else if (inet_pton(AF_INET6, addr, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        len = sizeof *v6;
+    } else {
+        return -EINVAL;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, rc = 0;
+    if (fd < 0)
+        return -errno;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 1))
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
 static void notify_cb(uv_timer_t *t)
 {
     lm__ws_scan_all(t->data);
@@ -396,6 +429,16 @@ int lm_net_server_open(const struct lm_net_opts *opts, lm_net_server **out,
     s->retry.secs_since_valid_ping = s->o.ping_s;
     s->retry.secs_since_valid_hangup = s->o.timeout_s;
 
+    int prc = probe_bind(s->bind, opts->port);
+    if (prc) {
+        if (err) {
+            *err = (struct lm_error){.code = prc == -EINVAL ? LM_EBADARG : prc, .offset = -1};
+            snprintf(err->message, sizeof err->message, "cannot listen on %s:%d: %s", s->bind,
+                     opts->port, prc == -EINVAL ? "not an IP address" : strerror(-prc));
+        }
+        lm_net_server_free(s);
+        return prc == -EINVAL ? LM_EBADARG : prc;
+    }
     lws_set_log_level(getenv("LUMADB_LWS_LOG") ? atoi(getenv("LUMADB_LWS_LOG")) : LLL_ERR, getenv("LUMADB_LWS_LOG") ? NULL : log_emit);
     void *loops[1] = {opts->loop};
     struct lws_context_creation_info info;
@@ -423,7 +466,18 @@ int lm_net_server_open(const struct lm_net_opts *opts, lm_net_server **out,
         return -EADDRINUSE;
     }
     s->vhost = lws_get_vhost_by_name(s->ctx, "default");
-    s->port = s->vhost ? lws_get_vhost_listen_port(s->vhost) : opts->port;
+    s->port = s->vhost ? lws_get_vhost_listen_port(s->vhost) : -1;
+    if (s->port <= 0) { /* lost a race for the port after the probe */
+        lws_context_destroy(s->ctx);
+        for (int i = 0; i < 100 && s->ctx && uv_run(opts->loop, UV_RUN_NOWAIT); i++)
+            ;
+        if (err) {
+            *err = (struct lm_error){.code = -EADDRINUSE, .offset = -1};
+            snprintf(err->message, sizeof err->message, "cannot listen on %s:%d", s->bind, opts->port);
+        }
+        lm_net_server_free(s);
+        return -EADDRINUSE;
+    }
     uv_timer_init(opts->loop, &s->notify_timer);
     uv_timer_init(opts->loop, &s->stop_timer);
     s->notify_timer.data = s->stop_timer.data = s;

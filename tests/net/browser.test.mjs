@@ -107,7 +107,7 @@ try {
   check(shot.px[0][0] > 200 && shot.px[0][1] > 200 && shot.px[0][2] < 80, `highlight colour at the query centre (${shot.px[0]})`);
   check(near(shot.px[1], PATCHES[0].rgb), 'rows outside the query keep their colour');
   const bad = await page.evaluate(() => window.lumadb.runQuery('{"field": "scene", "sphere": {"radius": }}'));
-  check(/line 1, column/.test(bad.error || ''), `a bad query shows its error position (${bad.error})`);
+  check(/line 1,? column/.test(bad.error || ''), `a bad query shows its error position (${bad.error})`);
   const text = await page.textContent('#stats');
   check(/fps/.test(text) && /points\s+[\d,]+/.test(text) && /received/.test(text), 'the overlay shows fps, points and bytes');
   check(pageErrors.length === 0, `no page errors (${pageErrors.join('; ')})`);
