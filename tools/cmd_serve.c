@@ -51,7 +51,9 @@ static int usage(FILE *to)
             "  --rate N          writes+queries per second per address (default 100; 0 = off)\n"
             "  --burst N         burst for --rate (default 2 x rate)\n"
             "  --max-frame N     largest WebSocket frame in bytes (default 1 MiB)\n"
-            "  --send-queue N    bytes queued per client before throttling (default 4 MiB)\n");
+            "  --send-queue N    bytes queued per client before throttling (default 4 MiB)\n"
+            "  --ping S          ping idle clients after S seconds, drop them after 3 S\n"
+            "                    (default 20 and 60)\n");
     return to == stderr ? 2 : 0;
 }
 
@@ -136,6 +138,8 @@ int lm_cmd_serve(int argc, char **argv)
             o.burst = atof(v);
         else if (!strcmp(a, "--max-frame") && v)
             o.max_frame = (uint32_t)strtoul(v, NULL, 10);
+        else if (!strcmp(a, "--ping") && v)
+            o.ping_s = (uint16_t)atoi(v), o.timeout_s = (uint16_t)(3 * atoi(v));
         else if (!strcmp(a, "--send-queue") && v)
             o.send_queue = (uint32_t)strtoul(v, NULL, 10);
         else if (!strcmp(a, "--demo-side") && v)

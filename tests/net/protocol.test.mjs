@@ -259,7 +259,7 @@ try {
 }
 
 // ---------------------------------------------------------------- rate limit + read token
-const rl = await startServer(['--rate', '2', '--burst', '2', '--read-token']);
+const rl = await startServer(['--rate', '2', '--burst', '2', '--read-token', '--ping', '1']);
 try {
   let r = await http(rl, 'GET', '/v1/fields');
   check(r.status === 401, 'with --read-token, reads without the token are refused');
@@ -271,6 +271,8 @@ try {
   check(codes[0] === 404 && codes[1] === 404 && codes[2] === 429 && Number(r.headers.get('retry-after')) >= 1 &&
     /rate limit/.test(r.json.error.message), `queries past the burst get 429 with Retry-After (${codes})`);
   const c = new Conn(rl.ws);
+  let pinged = false;
+  c.ws.on('ping', () => { pinged = true; });
   await c.open;
   c.send(P.encodeHello(''));
   const e = await c.next(T.ERROR);
@@ -280,6 +282,7 @@ try {
   c.send(P.encodeQuery(1, q));
   const e2 = await c.next(T.ERROR, 1);
   check(e2 && e2.code === ERR.RATE, 'a WebSocket query past the limit gets RATE');
+  check(await until(() => pinged, 5000), 'an idle client is pinged (--ping 1)');
   c.ws.close();
 } catch (err) {
   check(false, `unexpected: ${err.stack}`);
