@@ -208,7 +208,7 @@ int lm_api_field_create(lm_db *db, const char *name, const char *json, size_t le
     if (!j)
         return lm_api_error(out, LM_ESYNTAX, &err);
     int rc = 0;
-    double vs, edge;
+    double vs = 0, edge = 0;
     if (!cJSON_IsObject(j)) {
         rc = fail(&err, LM_EBADARG, "the body must be a JSON object");
         goto done;
@@ -471,7 +471,7 @@ static int read_region(const cJSON *j, struct lm_region *r, struct lm_error *err
             return rc;
     } else if (sph) {
         r->kind = LM_REGION_SPHERE;
-        double rad;
+        double rad = 0;
         if ((rc = read_vec(cJSON_GetObjectItemCaseSensitive(sph, "center"), r->center, 3,
                            "sphere.center", err)) ||
             (rc = read_num(sph, "radius", -1, &rad, err)))
@@ -481,7 +481,7 @@ static int read_region(const cJSON *j, struct lm_region *r, struct lm_error *err
         r->radius = (float)rad;
     } else if (cam) {
         float eye[3], tgt[3], up[3] = {0, 0, 1};
-        double fov, aspect, nd, fd;
+        double fov = 0, aspect = 0, nd = 0, fd = 0;
         if ((rc = read_vec(cJSON_GetObjectItemCaseSensitive(cam, "eye"), eye, 3, "camera.eye", err)) ||
             (rc = read_vec(cJSON_GetObjectItemCaseSensitive(cam, "target"), tgt, 3,
                            "camera.target", err)) ||
@@ -578,7 +578,7 @@ static int json_query(lm_db *db, const cJSON *j, struct lm_net_buf *out, struct 
     if (rc)
         return rc;
     struct lm_selection sel = {0};
-    double limit;
+    double limit = 0;
     if ((rc = read_region(j, &sel.region, err)) || (rc = read_filters(j, &sel, &info.opts, err)) ||
         (rc = read_num(j, "limit", LM_API_DEFAULT_LIMIT, &limit, err)))
         return rc;
@@ -610,7 +610,7 @@ static int json_query(lm_db *db, const cJSON *j, struct lm_net_buf *out, struct 
         return 0;
     }
     if (vox) {
-        double level;
+        double level = 0;
         if ((rc = read_num(vox, "level", 0, &level, err)))
             return rc;
         if (level < 0 || level > 15)
@@ -629,7 +629,7 @@ static int json_query(lm_db *db, const cJSON *j, struct lm_net_buf *out, struct 
     }
     if (near) {
         float p[3];
-        double k, maxd;
+        double k = 0, maxd = 0;
         if ((rc = read_vec(cJSON_GetObjectItemCaseSensitive(near, "p"), p, 3, "nearest.p", err)) ||
             (rc = read_num(near, "k", 1, &k, err)) || (rc = read_num(near, "max_dist", 0, &maxd, err)))
             return rc;

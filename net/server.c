@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -266,6 +267,14 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     struct http_sess *h = user;
     lm_net_server *s = lws_context_user(lws_get_context(wsi));
     switch (reason) {
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED: {
+        /* responses go out as header + body writes: without this, Nagle holds the body
+         * back until the peer acknowledges the header (milliseconds per request) */
+        int fd = (int)lws_get_socket_fd(wsi), one = 1;
+        if (fd >= 0)
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        break;
+    }
     case LWS_CALLBACK_HTTP: {
         http_reset(h);
         h->t0 = lm__net_now();
