@@ -2,13 +2,17 @@
 // server: the page receives every sample the server holds, draws known coloured patches
 // where the camera projects them, shows samples inserted over HTTP as they are written,
 // and highlights the rows of a query. Screenshots are kept for people to look at.
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireModule, startServer, stopServer, http, check, done, until, TOKEN } from './lib.mjs';
 
 const { chromium } = requireModule('playwright-core');
 const CHROMIUM = process.env.LUMADB_CHROMIUM || '/usr/bin/chromium';
+if (!existsSync(CHROMIUM)) {
+  console.log(`SKIP: no Chromium at ${CHROMIUM} (tools/setup.sh installs Debian's chromium)`);
+  process.exit(77);
+}
 const OUT = process.env.LUMADB_TEST_OUT || mkdtempSync(join(tmpdir(), 'lumadb-browser-'));
 
 // A flat square patch of one colour: side x side samples spaced `step`, centred at c.
