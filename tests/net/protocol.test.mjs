@@ -227,6 +227,13 @@ try {
   const total = r.json.fields.find((f) => f.name === 'grid').samples;
   check(vs && vs.mode === 'voxels' && vs.level === 1 && vsync && vcount === total,
     `a level-1 voxel subscription covers every sample once (${vcount} of ${total})`);
+  const cam = { kind: 'camera', eye: [-30, 4, 10], target: [0, 4, 10], up: [0, 0, 1], fov: 60, aspect: 1, near: 0.5, far: 20 };
+  c.send(P.encodeSubscribe(22, 'grid', { region: cam, lod: LOD.SAMPLES }));
+  const cs = await c.next(T.SUBSCRIBED, 22);
+  await c.next(T.SYNCED, 22);
+  const camChunks = c.frames.filter((f) => f.type === T.CHUNK && f.id === 22);
+  check(cs && cs.chunks > 0 && camChunks.length >= cs.chunks && camChunks.every((f) => f.coord[0] <= -2),
+    `a camera-frustum subscription gets only the chunks in view (${cs && cs.chunks}, x chunk <= -2)`);
   const budget = new Conn(srv.ws);
   await budget.open;
   budget.send(P.encodeHello(''));
