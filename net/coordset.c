@@ -9,6 +9,7 @@
 struct lm_net_coord_slot {
     int32_t c[3];
     uint8_t state; /* 0 empty, 1 queued, 2 seen and not queued */
+    uint64_t sent; /* lsn of the version last sent, 0 = never */
 };
 
 static size_t hash(const int32_t c[3])
@@ -19,12 +20,12 @@ static size_t hash(const int32_t c[3])
     return (size_t)(h ^ h >> 29);
 }
 
-static struct lm_net_coord_slot *slot(struct lm_net_coord_slot *t, size_t cap,
+static struct lm_net_coord_slot *slot(const struct lm_net_coord_slot *t, size_t cap,
                                       const int32_t c[3])
 {
     for (size_t i = hash(c) & (cap - 1);; i = (i + 1) & (cap - 1))
         if (!t[i].state || !memcmp(t[i].c, c, sizeof t[i].c))
-            return &t[i];
+            return (struct lm_net_coord_slot *)&t[i];
 }
 
 static int grow(struct lm_net_coordset *s)
@@ -85,6 +86,26 @@ bool lm_net_coordset_pop(struct lm_net_coordset *s, int32_t out[3])
     memcpy(out, s->queue[s->head++], sizeof s->queue[0]);
     slot(s->slots, s->cap, out)->state = 2;
     return true;
+}
+
+void lm_net_coordset_mark_sent(struct lm_net_coordset *s, const int32_t c[3], uint64_t lsn)
+{
+    struct lm_net_coord_slot *e = s->cap ? slot(s->slots, s->cap, c) : NULL;
+    if (e && e->state)
+        e->sent = lsn;
+}
+
+uint64_t lm_net_coordset_sent(const struct lm_net_coordset *s, const int32_t c[3])
+{
+    const struct lm_net_coord_slot *e = s->cap ? slot(s->slots, s->cap, c) : NULL;
+    return e && e->state ? e->sent : 0;
+}
+
+void lm_net_coordset_drop_queue(struct lm_net_coordset *s)
+{
+    int32_t c[3];
+    while (lm_net_coordset_pop(s, c))
+        ;
 }
 
 void lm_net_coordset_free(struct lm_net_coordset *s)

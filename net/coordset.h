@@ -4,6 +4,8 @@
  *   does nothing (the caller counts that as coalesced). (2) pop returns coordinates in
  *   the order they were first added since their last pop. (3) memory is bounded by the
  *   number of distinct coordinates ever added (the chunks of one region).
+ *   (4) each coordinate also remembers the lsn of the version last sent (0 = never), so a
+ *   replaced subscription can skip chunks the client already holds.
  * Threading: one thread. Called by: ws.c (pending chunks of a subscription). */
 #ifndef LM_NET_COORDSET_H
 #define LM_NET_COORDSET_H
@@ -27,6 +29,12 @@ static inline size_t lm_net_coordset_pending(const struct lm_net_coordset *s)
 {
     return s->len - s->head;
 }
+/* Records that version `lsn` of c was sent (c must have been added). */
+void lm_net_coordset_mark_sent(struct lm_net_coordset *s, const int32_t c[3], uint64_t lsn);
+/* The lsn last sent for c, 0 if never. */
+uint64_t lm_net_coordset_sent(const struct lm_net_coordset *s, const int32_t c[3]);
+/* Empties the queue, keeping what was sent. */
+void lm_net_coordset_drop_queue(struct lm_net_coordset *s);
 void lm_net_coordset_free(struct lm_net_coordset *s);
 
 #endif

@@ -81,6 +81,14 @@ static void sub_free(struct lm__ws_sub *u)
     lm_free(u);
 }
 
+static struct lm__ws_sub *sub_find(struct lm__ws_sess *w, uint32_t id)
+{
+    struct lm__ws_sub *u = w->subs;
+    while (u && u->id != id)
+        u = u->next;
+    return u;
+}
+
 /* Removes subscription `id`; true if it existed. */
 static bool sub_remove(struct lm__ws_sess *w, uint32_t id)
 {
@@ -101,6 +109,8 @@ static bool sub_remove(struct lm__ws_sess *w, uint32_t id)
 struct scan_ctx {
     lm_net_server *s;
     struct lm__ws_sub *u;
+    bool count_only;            /* only sum what the region holds */
+    bool skip_sent;             /* skip chunk versions the client already has */
     uint64_t samples, voxels;
     uint32_t chunks, added;
     int rc;
@@ -109,6 +119,14 @@ struct scan_ctx {
 static int scan_cb(const struct lm_chunk_view *c, void *user)
 {
     struct scan_ctx *x = user;
+    if (x->count_only) {
+        x->chunks++;
+        x->samples += c->n;
+        x->voxels += c->n_voxels;
+        return 0;
+    }
+    if (x->skip_sent && lm_net_coordset_sent(&x->u->pending, c->coord) == c->lsn)
+        return 0;
     int rc = lm_net_coordset_add(&x->u->pending, c->coord);
     if (rc < 0)
         return x->rc = rc;
@@ -138,8 +156,8 @@ static void handle_subscribe(struct lm__ws_sess *w, const struct lm_ws_msg *m)
         send_error(w, m->id, LM_WS_ENOFIELD, rc, err.message);
         return;
     }
-    bool replacing = sub_remove(w, m->id);
-    if (w->n_subs >= s->o.max_subs) {
+    struct lm__ws_sub *old = sub_find(w, m->id);
+    if (!old && w->n_subs >= s->o.max_subs) {
         char msg[64];
         snprintf(msg, sizeof msg, "at most %u subscriptions per connection", s->o.max_subs);
         send_error(w, m->id, LM_WS_ELIMIT, LM_ELIMIT, msg);
@@ -157,11 +175,11 @@ static void handle_subscribe(struct lm__ws_sess *w, const struct lm_ws_msg *m)
     u->budget = m->u.subscribe.budget;
     u->columns = lm_ws_columns_valid(m->u.subscribe.columns, &info.opts);
     u->seen_lsn = lm_db_lsn(s->o.db);
-    struct scan_ctx x = {.s = s, .u = u};
+    struct scan_ctx x = {.s = s, .u = u, .count_only = true};
     rc = lm_chunks_each(s->o.db, u->field, &u->region, 0, scan_cb, &x, &err);
-    if (rc || x.rc) {
+    if (rc) {
         sub_free(u);
-        send_error(w, m->id, LM_WS_EREQUEST, rc ? rc : x.rc, rc ? err.message : "out of memory");
+        send_error(w, m->id, LM_WS_EREQUEST, rc, err.message);
         return;
     }
     uint32_t max_level = log2u(info.opts.chunk_edge);
@@ -185,6 +203,24 @@ static void handle_subscribe(struct lm__ws_sess *w, const struct lm_ws_msg *m)
     a.level = u->level;
     memcpy(a.bounds_min, info.bounds_min, sizeof a.bounds_min);
     memcpy(a.bounds_max, info.bounds_max, sizeof a.bounds_max);
+    /* A replacement that streams the same kind of frames keeps what was sent: only
+     * chunks new to the region, or changed since, go out again. */
+    bool keep = old && !strcmp(old->field, u->field) && old->columns == u->columns &&
+                old->mode == u->mode && old->level == u->level;
+    if (keep) {
+        u->pending = old->pending;
+        memset(&old->pending, 0, sizeof old->pending);
+        lm_net_coordset_drop_queue(&u->pending);
+    }
+    if (old)
+        sub_remove(w, m->id);
+    x = (struct scan_ctx){.s = s, .u = u, .skip_sent = keep};
+    lm_chunks_each(s->o.db, u->field, &u->region, 0, scan_cb, &x, NULL);
+    if (x.rc) {
+        sub_free(u);
+        send_error(w, m->id, LM_WS_EINTERNAL, x.rc, "out of memory");
+        return;
+    }
     u->synced_owed = true;
     u->next = w->subs;
     w->subs = u;
@@ -193,9 +229,9 @@ static void handle_subscribe(struct lm__ws_sess *w, const struct lm_ws_msg *m)
     frame_begin(&b, 80);
     lm_ws_encode_subscribed(&b, u->id, &a);
     enqueue(w, &b);
-    lm__net_log(s, "ws %s %s subscription %u to %s: %u chunks, %llu samples, %s", w->addr,
-                replacing ? "replaced" : "new", u->id, u->field, x.chunks,
-                (unsigned long long)x.samples, u->mode ? "voxels" : "samples");
+    lm__net_log(s, "ws %s %s subscription %u to %s: %u chunks (%u to send), %llu samples, %s",
+                w->addr, old ? "replaced" : "new", u->id, u->field, a.chunks, x.added,
+                (unsigned long long)a.samples, u->mode ? "voxels" : "samples");
 }
 
 /* Finds chunks of every subscription changed since it last looked. */
@@ -399,6 +435,7 @@ static void send_chunk(struct lm__ws_sess *w, struct lm__ws_sub *u, const int32_
     }
     if (x.frames)
         emit(w, u, x.frames);
+    lm_net_coordset_mark_sent(&u->pending, coord, x.found ? x.lsn : 0);
     u->chunks_sent++;
 }
 

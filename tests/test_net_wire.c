@@ -201,6 +201,16 @@ static void test_coordset_queues_each_chunk_once(void **state)
         ;
     assert_int_equal(c[0], 5);
     assert_int_equal(lm_net_coordset_pending(&s), 0);
+    /* sent versions are remembered across a dropped queue */
+    lm_net_coordset_mark_sent(&s, again, 77);
+    int32_t never[3] = {-9, -9, -9};
+    assert_int_equal(lm_net_coordset_sent(&s, again), 77);
+    assert_int_equal(lm_net_coordset_sent(&s, never), 0);
+    int32_t k1[3] = {1, -1, 1};
+    assert_int_equal(lm_net_coordset_add(&s, k1), 1);
+    lm_net_coordset_drop_queue(&s);
+    assert_int_equal(lm_net_coordset_pending(&s), 0);
+    assert_int_equal(lm_net_coordset_sent(&s, again), 77);
     lm_net_coordset_free(&s);
 }
 

@@ -162,6 +162,8 @@ function onFrame(f) {
   state.bytesReceived += f.bytes;
   switch (f.type) {
     case T.SUBSCRIBED:
+      // a new kind of frames (samples <-> voxels, or another level) replaces what is held
+      if (state.mode && (f.mode !== state.mode || f.level !== state.level)) for (const k of [...held.keys()]) dropChunk(k);
       state.mode = f.mode; state.level = f.level; state.expected = f.items; state.lsn = f.lsn;
       uniforms.size.value = f.voxelSize;
       frameBounds(f.boundsMin, f.boundsMax);
@@ -189,13 +191,32 @@ async function start() {
   client.ws.addEventListener('close', () => { state.connected = false; });
   const agg = await client.query({ field: name, aggregate: { column: 'intensity' } });
   uniforms.exposure.value = agg.avg > 0 ? Math.min(8, Math.max(1, 0.7 / agg.avg)) : 1;
-  const lodParam = params.get('lod');
-  const lod = lodParam === 'samples' ? LOD.SAMPLES : lodParam && lodParam !== 'auto' ? Number(lodParam) : LOD.AUTO;
-  const budget = params.has('budget') ? Number(params.get('budget')) : 300000;
-  client.subscribe(1, name, { lod, budget });
+  client.subscribe(1, name, subscription);
   document.getElementById('q').value = JSON.stringify(
     { field: name, sphere: { center: [0, 0, 0], radius: 10 }, limit: 5000 });
 }
+
+// The first subscription covers the field; after the camera moves (?follow=0 turns this
+// off) it follows the view frustum, so the point budget buys detail where one looks. The
+// server then sends only chunks this page does not hold yet.
+const lodParam = params.get('lod');
+const subscription = {
+  lod: lodParam === 'samples' ? LOD.SAMPLES : lodParam && lodParam !== 'auto' ? Number(lodParam) : LOD.AUTO,
+  budget: params.has('budget') ? Number(params.get('budget')) : 300000,
+};
+state.resubscribes = 0;
+state.subscribeView = () => {
+  client.subscribe(1, state.field, { ...subscription, region: {
+    kind: 'camera', eye: camera.position.toArray(), target: controls.target.toArray(), up: [0, 0, 1],
+    fov: camera.fov, aspect: camera.aspect, near: camera.near, far: camera.far } });
+  state.resubscribes++;
+};
+let resubscribeTimer = null;
+controls.addEventListener('end', () => {
+  if (params.get('follow') === '0' || !state.connected) return;
+  clearTimeout(resubscribeTimer);
+  resubscribeTimer = setTimeout(state.subscribeView, 250);
+});
 
 // ---------------------------------------------------------------- queries
 let highlight = null;

@@ -112,6 +112,13 @@ try {
   check(near(shot.px[1], PATCHES[0].rgb), 'rows outside the query keep their colour');
   const bad = await page.evaluate(() => window.lumadb.runQuery('{"field": "scene", "sphere": {"radius": }}'));
   check(/line 1,? column/.test(bad.error || ''), `a bad query shows its error position (${bad.error})`);
+  // following the camera: the subscription becomes the view frustum; nothing is lost
+  const [syncs, errs] = await page.evaluate(() => [window.lumadb.syncs, window.lumadb.errors.length]);
+  await page.evaluate(() => window.lumadb.subscribeView());
+  await page.waitForFunction((n) => window.lumadb.syncs > n, syncs, { polling: 100, timeout: 30000 });
+  st = await page.evaluate(() => ({ ...window.lumadb }));
+  check(st.samplesReceived === expected2 && st.errors.length === errs,
+    `re-subscribing to the view frustum keeps every sample held (${st.samplesReceived})`);
   const text = await page.textContent('#stats');
   check(/fps/.test(text) && /points\s+[\d,]+/.test(text) && /received/.test(text), 'the overlay shows fps, points and bytes');
   check(pageErrors.length === 0, `no page errors (${pageErrors.join('; ')})`);

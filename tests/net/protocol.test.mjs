@@ -234,6 +234,21 @@ try {
   const camChunks = c.frames.filter((f) => f.type === T.CHUNK && f.id === 22);
   check(cs && cs.chunks > 0 && camChunks.length >= cs.chunks && camChunks.every((f) => f.coord[0] <= -2),
     `a camera-frustum subscription gets only the chunks in view (${cs && cs.chunks}, x chunk <= -2)`);
+  // replacing a subscription sends only what the client does not hold yet
+  const boxA = { kind: 'box', min: [0, 0, 0], max: [15.5, 15.5, 15.5] };
+  const boxB = { kind: 'box', min: [8.5, 0, 0], max: [23.5, 15.5, 15.5] };
+  c.send(P.encodeSubscribe(30, 'grid', { region: boxA, lod: LOD.SAMPLES }));
+  await c.next(T.SUBSCRIBED, 30);
+  await c.next(T.SYNCED, 30);
+  r = await http(srv, 'POST', '/v1/fields/grid/samples', { x: [9.5], y: [1.5], z: [1.5] }, { token: TOKEN });
+  await c.wait((f) => f.type === T.SYNCED && f.id === 30 && f.lsn >= r.json.lsn);
+  const mark30 = c.frames.length;
+  c.send(P.encodeSubscribe(30, 'grid', { region: boxB, lod: LOD.SAMPLES }));
+  const rb = await c.next(T.SUBSCRIBED, 30);
+  await c.next(T.SYNCED, 30);
+  const moved = c.frames.slice(mark30).filter((f) => f.type === T.CHUNK && f.id === 30);
+  check(rb && rb.chunks > moved.length && moved.length > 0 && moved.every((f) => f.coord[0] === 2),
+    `moving a subscription's box sends only the chunks new to it (${moved.length} of ${rb && rb.chunks})`);
   const budget = new Conn(srv.ws);
   await budget.open;
   budget.send(P.encodeHello(''));
