@@ -121,7 +121,7 @@ console.log(`\nDemo terrain: ${SAMPLES.toLocaleString()} samples in ${FRAMES} ch
 console.log('| stream | clients | MiB | seconds | MiB/s | M samples/s | per client s |');
 console.log('| --- | --- | --- | --- | --- | --- | --- |');
 for (const r of rows) console.log(`| ${r.join(' | ')} |`);
-console.log('\n| HTTP query (sequential, keep-alive off) | n | p50 ms | p99 ms |');
+console.log('\n| HTTP POST /v1/query (one at a time, node fetch) | n | p50 ms | p99 ms |');
 console.log('| --- | --- | --- | --- |');
 for (const [k, a] of Object.entries(lat)) console.log(`| ${k} | ${a.length} | ${pct(a, 0.5).toFixed(2)} | ${pct(a, 0.99).toFixed(2)} |`);
 console.log('\n| Chromium (SwiftShader, 1280x720) | mode | points | MiB received | first complete frame ms | fps after |');
