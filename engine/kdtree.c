@@ -1,25 +1,38 @@
 /* kdtree.c - bounding-box tree over index ranges of Morton-ordered points (kdtree.h).
  *
- * Layout: node 1 is the root (slot 0 is unused). An internal node's two children sit
- * in slots c and c+1 (c even), so with the array aligned to 64 bytes a visit that
- * tests both children reads one cache line. Pairs are allocated in depth-first
- * order, keeping each subtree's nodes close together. A node stores its box, the
- * first index of its range and `child` (0 for a leaf); its range ends where the next
- * sibling's begins, or where its parent's ends, so walks carry `end` along.
+ * Layout: 4-wide nodes. A node holds, for each of up to four children, the child's
+ * box (stored lane-wise: lo[axis][lane], so one loop the compiler vectorises measures
+ * all four), the first index of its range and `ref`: the child's node number, or 0
+ * for a leaf. Child j's range ends where child j+1's begins; the last child's where
+ * its parent's ends, so walks carry `end` along. Unused lanes have the empty box,
+ * ref 0 and begin == the parent's end (an empty leaf). Node 0 is the root; it is
+ * never a child, which frees 0 to mean "leaf". A node is 128 bytes, 64-byte aligned;
+ * nodes are numbered depth first, so a subtree's nodes sit together.
  *
  * Splits: halving a Morton range by count cuts the curve anywhere, and a range that
  * crosses a coarse Morton cell boundary jumps between far corners: its box grows to
- * the size of that cell. Queries then land inside dozens of such boxes. So the build
- * picks, for each range, the split in the middle half (by count) that minimises
- * count-weighted surface area of the two child boxes. In Morton order this lands on
- * the coarsest cell boundary near the middle, without knowing the caller's grid; for
- * any other order it is still a good geometric split. Build time O(n log n).
+ * the size of that cell and queries land inside dozens of such boxes. So the build
+ * picks, for each range, the split in the middle half (by count) that minimises the
+ * count-weighted surface area of the two sides. In Morton order that is the coarsest
+ * cell boundary near the middle, found without knowing the caller's grid; for any
+ * other order it is still a good geometric split. A node takes the two halves, each
+ * split once more when it holds more than LEAF_MAX points. Build time O(n log n).
+ *
+ * kNN visits children nearest first and keeps the others in a small priority queue
+ * by box distance (best first: a leaf is scanned only if its box is nearer than the
+ * k-th candidate at that time, which is close to the leaves the final k-th distance
+ * requires). The queue has a fixed size; an entry that does not fit is searched at
+ * once, depth first. Children are prefetched when queued: a query is bound by memory
+ * latency, and this overlaps the misses of siblings.
  */
 #include "kdtree.h"
 
 #include <errno.h>
 #include <math.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "alloc.h"
 #include "lumadb.h"
@@ -28,25 +41,32 @@
  * leaves of a tree with more than LEAF_MAX points hold LEAF_MAX/2..LEAF_MAX.
  * Chosen with bench/bench_kdtree.c (kNN, k = 10). */
 #define LEAF_MAX 16u
-/* Each split leaves at most about 3/4 of a range on a side: depth <= log_4/3(2^32)
- * + a few levels near the leaves, below 96. */
-#define STACK_MAX 96
+#define LANES 4
+/* Each binary split leaves at most 3/4 of a range (+1) on a side, so for n < 2^32 a
+ * path has fewer than 72 binary splits, 36 nodes. Checked at build. */
+#define MAX_DEPTH 48
+/* Depth-first stacks: a visit pops one entry and pushes at most LANES. */
+#define DFS_MAX (LANES * MAX_DEPTH + LANES)
+/* Best-first queue entries; typical queries use a few dozen. */
+#define QUEUE_MAX 128
 
 struct box {
     float lo[3], hi[3];
 };
 
 struct node {
-    struct box b;
-    uint32_t begin;   /* first index of the node's range */
-    uint32_t child;   /* slot of the first child (even, >= 2); 0 for a leaf */
+    float lo[3][LANES], hi[3][LANES];
+    uint32_t begin[LANES];
+    uint32_t ref[LANES];   /* child node number; 0 = leaf */
 };
 
 struct lm_kdtree {
     uint32_t n;
-    uint32_t n_slots;   /* slots in use, including unused slot 0 */
-    struct node *node;  /* 64-byte aligned inside `mem`; NULL when n == 0 */
+    uint32_t n_nodes;
+    struct box bounds;     /* of all points; the empty box when n == 0 */
+    struct node *node;     /* n_nodes, 64-byte aligned inside `mem`; NULL when n == 0 */
     void *mem;
+    size_t mem_bytes;
 };
 
 /* ---------------------------------------------------------------- small helpers */
@@ -54,6 +74,9 @@ struct lm_kdtree {
 /* Written as comparisons (not fmaxf) so they compile to one min/max instruction. */
 static inline float max_f(float a, float b) { return a > b ? a : b; }
 static inline float min_f(float a, float b) { return a < b ? a : b; }
+
+static const struct box empty_box = {{INFINITY, INFINITY, INFINITY},
+                                     {-INFINITY, -INFINITY, -INFINITY}};
 
 /* Squared distance from q to the nearest point of b; 0 inside. A lower bound of the
  * d2 of every point in b, computed with the point formula's operations (invariant 3). */
@@ -65,6 +88,55 @@ static inline float box_d2(const struct box *b, float qx, float qy, float qz)
     return dx * dx + dy * dy + dz * dz;
 }
 
+/* box_d2 for the four children at once (+inf for unused lanes). SSE where the
+ * target has it (all x86-64): maxps, subps, mulps and addps are lane-wise the
+ * scalar max_f, -, * and + above, so both paths give the same bits. */
+#if defined(__SSE2__)
+static inline void lanes_d2(const struct node *nd, float qx, float qy, float qz,
+                            float d[LANES])
+{
+    const __m128 zero = _mm_setzero_ps();
+    const __m128 q[3] = {_mm_set1_ps(qx), _mm_set1_ps(qy), _mm_set1_ps(qz)};
+    __m128 sum = zero;
+    for (int k = 0; k < 3; k++) {
+        __m128 below = _mm_sub_ps(_mm_load_ps(nd->lo[k]), q[k]);
+        __m128 above = _mm_sub_ps(q[k], _mm_load_ps(nd->hi[k]));
+        __m128 dk = _mm_max_ps(_mm_max_ps(below, above), zero);
+        sum = k == 0 ? _mm_mul_ps(dk, dk) : _mm_add_ps(sum, _mm_mul_ps(dk, dk));
+    }
+    _mm_storeu_ps(d, sum);
+}
+#else
+static inline void lanes_d2(const struct node *nd, float qx, float qy, float qz,
+                            float d[LANES])
+{
+    for (int j = 0; j < LANES; j++) {
+        float dx = max_f(max_f(nd->lo[0][j] - qx, qx - nd->hi[0][j]), 0.0f);
+        float dy = max_f(max_f(nd->lo[1][j] - qy, qy - nd->hi[1][j]), 0.0f);
+        float dz = max_f(max_f(nd->lo[2][j] - qz, qz - nd->hi[2][j]), 0.0f);
+        d[j] = dx * dx + dy * dy + dz * dz;
+    }
+}
+#endif
+
+static inline struct box lane_box(const struct node *nd, int j)
+{
+    return (struct box){{nd->lo[0][j], nd->lo[1][j], nd->lo[2][j]},
+                        {nd->hi[0][j], nd->hi[1][j], nd->hi[2][j]}};
+}
+
+/* End of child j's range; `end` is the end of the node's own range. */
+static inline uint32_t lane_end(const struct node *nd, int j, uint32_t end)
+{
+    return j + 1 < LANES ? nd->begin[j + 1] : end;
+}
+
+#if defined(__GNUC__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
+
 /* ---------------------------------------------------------------- build */
 
 static inline void box_point(struct box *b, float x, float y, float z)
@@ -73,9 +145,6 @@ static inline void box_point(struct box *b, float x, float y, float z)
     b->lo[1] = min_f(y, b->lo[1]), b->hi[1] = max_f(y, b->hi[1]);
     b->lo[2] = min_f(z, b->lo[2]), b->hi[2] = max_f(z, b->hi[2]);
 }
-
-static const struct box empty_box = {{INFINITY, INFINITY, INFINITY},
-                                     {-INFINITY, -INFINITY, -INFINITY}};
 
 /* Box of points [a, b). */
 static struct box range_box(const float *x, const float *y, const float *z, uint32_t a,
@@ -94,12 +163,20 @@ static inline float half_area(const struct box *b)
     return dx * dy + dy * dz + dz * dx;
 }
 
+struct builder {
+    const float *x, *y, *z;
+    struct node *node;
+    uint32_t used, cap;
+    float *right;          /* scratch: n / 2 + 4 split costs */
+};
+
 /* The split s of [a, b) (b - a > LEAF_MAX) with both sides at least max(len/4,
  * LEAF_MAX/2) long that minimises (s-a)*area([a,s)) + (b-s)*area([s,b)); ties go to
- * the split nearest the middle. right[] has room for (b - a) / 2 + 4 costs. */
-static uint32_t choose_split(const float *x, const float *y, const float *z, uint32_t a,
-                             uint32_t b, float *right)
+ * the split nearest the middle. */
+static uint32_t choose_split(const struct builder *bd, uint32_t a, uint32_t b)
 {
+    const float *x = bd->x, *y = bd->y, *z = bd->z;
+    float *right = bd->right;
     uint32_t len = b - a, side = len / 4;
     if (side < LEAF_MAX / 2)
         side = LEAF_MAX / 2;
@@ -112,16 +189,57 @@ static uint32_t choose_split(const float *x, const float *y, const float *z, uin
         box_point(&r, x[s - 1], y[s - 1], z[s - 1]);
     }
     struct box l = range_box(x, y, z, a, s_min);
-    uint32_t best = s_min, mid = a + len / 2;
+    uint32_t best = s_min, mid = a + len / 2, best_off = UINT32_MAX;
     float best_cost = INFINITY;
     for (uint32_t s = s_min; s <= s_max; s++) {
         float cost = (float)(s - a) * half_area(&l) + right[s - s_min];
-        uint32_t off = s > mid ? s - mid : mid - s, best_off = best > mid ? best - mid : mid - best;
+        uint32_t off = s > mid ? s - mid : mid - s;
         if (cost < best_cost || (cost == best_cost && off < best_off))
-            best = s, best_cost = cost;
+            best = s, best_cost = cost, best_off = off;
         box_point(&l, x[s], y[s], z[s]);
     }
     return best;
+}
+
+/* Fills node i with the children of [a, b) (b - a > LEAF_MAX): its two halves, each
+ * halved again when it holds more than LEAF_MAX points; children with more than
+ * LEAF_MAX points become nodes, built depth first. */
+static int build_node(struct builder *bd, uint32_t i, uint32_t a, uint32_t b, int depth)
+{
+    if (depth >= MAX_DEPTH)
+        return LM_EINTERNAL; /* cannot happen for n < 2^32, see MAX_DEPTH */
+    uint32_t cut[LANES + 1];
+    int m = 0;
+    uint32_t s = choose_split(bd, a, b);
+    uint32_t half[3] = {a, s, b};
+    for (int h = 0; h < 2; h++) {
+        cut[m++] = half[h];
+        if (half[h + 1] - half[h] > LEAF_MAX)
+            cut[m++] = choose_split(bd, half[h], half[h + 1]);
+    }
+    cut[m] = b;
+    struct node *nd = &bd->node[i];
+    for (int j = 0; j < LANES; j++) {
+        struct box bx = j < m ? range_box(bd->x, bd->y, bd->z, cut[j], cut[j + 1]) : empty_box;
+        for (int k = 0; k < 3; k++)
+            nd->lo[k][j] = bx.lo[k], nd->hi[k][j] = bx.hi[k];
+        nd->begin[j] = j < m ? cut[j] : b;
+        nd->ref[j] = 0;
+        if (j < m && cut[j + 1] - cut[j] > LEAF_MAX) {
+            if (bd->used == bd->cap)
+                return LM_EINTERNAL; /* cannot happen, see build_nodes */
+            nd->ref[j] = bd->used++;
+        }
+    }
+    for (int j = 0; j < m; j++) {
+        if (!nd->ref[j])
+            continue;
+        int rc = build_node(bd, nd->ref[j], cut[j], cut[j + 1], depth + 1);
+        if (rc)
+            return rc;
+        nd = &bd->node[i];
+    }
+    return 0;
 }
 
 static bool all_finite(const float *x, const float *y, const float *z, uint32_t n)
@@ -133,66 +251,60 @@ static bool all_finite(const float *x, const float *y, const float *z, uint32_t 
     return ok;
 }
 
+static struct node *align64(void *p)
+{
+    return (struct node *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
+}
+
 /* Gives back the unused tail of the node array, keeping the 64-byte alignment. */
 static void shrink_nodes(lm_kdtree *t)
 {
     size_t off = (size_t)((char *)t->node - (char *)t->mem);
-    size_t bytes = (size_t)t->n_slots * sizeof *t->node;
+    size_t bytes = (size_t)t->n_nodes * sizeof *t->node;
     char *mem = lm_realloc(t->mem, bytes + 64);
     if (!mem)
         return; /* keep the larger block */
-    char *aligned = (char *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);
-    if (aligned != mem + off)
+    struct node *aligned = align64(mem);
+    if ((char *)aligned != mem + off)
         memmove(aligned, mem + off, bytes);
     t->mem = mem;
-    t->node = (struct node *)aligned;
+    t->node = aligned;
+    t->mem_bytes = bytes + 64;
 }
 
 static int build_nodes(lm_kdtree *t, const float *x, const float *y, const float *z)
 {
     uint32_t n = t->n;
-    /* Leaves hold >= LEAF_MAX/2 points (or the root holds all): at most 2n/(LEAF_MAX/2)
-     * + 1 nodes, plus slot 0 and one for 64-byte alignment of the pairs. */
-    size_t cap = 2 * ((size_t)n / (LEAF_MAX / 2)) + 3;
-    t->mem = lm_alloc(cap * sizeof(struct node) + 64);
+    /* Every node has at least two children and every leaf at least LEAF_MAX/2 points
+     * (the root aside), so nodes < leaves <= n / (LEAF_MAX/2). */
+    size_t cap = (size_t)n / (LEAF_MAX / 2) + 2;
+    t->mem_bytes = cap * sizeof(struct node) + 64;
+    t->mem = lm_alloc(t->mem_bytes);
     float *right = lm_alloc(((size_t)n / 2 + 4) * sizeof *right);
     if (!t->mem || !right) {
         lm_free(right);
         return -ENOMEM;
     }
-    uintptr_t p = ((uintptr_t)t->mem + 63) & ~(uintptr_t)63;
-    t->node = (struct node *)p;
-    memset(&t->node[0], 0, sizeof t->node[0]);
-    t->node[1] = (struct node){range_box(x, y, z, 0, n), 0, 0};
-    uint32_t used = 2;
-    struct {
-        uint32_t i, a, b;
-    } stack[2 * STACK_MAX];
-    int sp = 0;
-    stack[sp].i = 1, stack[sp].a = 0, stack[sp].b = n, sp++;
-    while (sp > 0) {
-        sp--;
-        uint32_t i = stack[sp].i, a = stack[sp].a, b = stack[sp].b;
-        if (b - a <= LEAF_MAX)
-            continue;
-        if (sp + 2 > (int)(sizeof stack / sizeof *stack)) { /* cannot happen: see STACK_MAX */
-            lm_free(right);
-            return LM_EINTERNAL;
+    t->node = align64(t->mem);
+    struct builder bd = {x, y, z, t->node, 1, (uint32_t)cap, right};
+    int rc = 0;
+    if (n > LEAF_MAX) {
+        rc = build_node(&bd, 0, 0, n, 0);
+    } else {
+        struct node *root = &t->node[0];
+        for (int j = 0; j < LANES; j++) {
+            struct box bx = j == 0 ? t->bounds : empty_box;
+            for (int k = 0; k < 3; k++)
+                root->lo[k][j] = bx.lo[k], root->hi[k][j] = bx.hi[k];
+            root->begin[j] = j == 0 ? 0 : n;
+            root->ref[j] = 0;
         }
-        uint32_t s = choose_split(x, y, z, a, b, right);
-        uint32_t c = used;
-        used += 2;
-        t->node[i].child = c;
-        t->node[c] = (struct node){range_box(x, y, z, a, s), a, 0};
-        t->node[c + 1] = (struct node){range_box(x, y, z, s, b), s, 0};
-        /* Right pushed first so the left subtree is laid out next to its parent. */
-        stack[sp].i = c + 1, stack[sp].a = s, stack[sp].b = b, sp++;
-        stack[sp].i = c, stack[sp].a = a, stack[sp].b = s, sp++;
     }
     lm_free(right);
-    t->n_slots = used;
-    shrink_nodes(t);
-    return 0;
+    t->n_nodes = bd.used;
+    if (rc == 0)
+        shrink_nodes(t);
+    return rc;
 }
 
 int lm_kdtree_build(const float *x, const float *y, const float *z, uint32_t n,
@@ -206,6 +318,7 @@ int lm_kdtree_build(const float *x, const float *y, const float *z, uint32_t n,
     if (!t)
         return -ENOMEM;
     t->n = n;
+    t->bounds = range_box(x, y, z, 0, n);
     if (n > 0) {
         int rc = build_nodes(t, x, y, z);
         if (rc) {
@@ -229,17 +342,22 @@ uint32_t lm_kdtree_size(const lm_kdtree *t) { return t ? t->n : 0; }
 
 size_t lm_kdtree_memory_bytes(const lm_kdtree *t)
 {
-    return t ? sizeof *t + (t->mem ? (size_t)t->n_slots * sizeof *t->node + 64 : 0) : 0;
+    return t ? sizeof *t + (t->mem ? t->mem_bytes : 0) : 0;
 }
 
 void lm_kdtree_bounds(const lm_kdtree *t, float min[3], float max[3])
 {
-    const struct box *b = t && t->n ? &t->node[1].b : &empty_box;
+    const struct box *b = t ? &t->bounds : &empty_box;
     for (int k = 0; k < 3; k++)
         min[k] = b->lo[k], max[k] = b->hi[k];
 }
 
 /* ---------------------------------------------------------------- kNN heap */
+
+/* Up to this k the entries are kept as a sorted list (insertion moves a few entries,
+ * the k-th is the last, sorting is free); above it as a binary max-heap, whose
+ * insertions stay O(log k). */
+#define SORTED_MAX 32u
 
 /* The total order of entries (invariant 4). */
 static inline bool entry_less(float da, uint64_t ia, float db, uint64_t ib)
@@ -273,12 +391,18 @@ void lm_knn_heap_free(struct lm_knn_heap *h)
 
 void lm_knn_heap_reset(struct lm_knn_heap *h) { h->n = 0; }
 
-float lm_knn_heap_bound(const struct lm_knn_heap *h)
+/* Slot of the k-th entry once the heap is full. */
+static inline uint32_t worst_slot(const struct lm_knn_heap *h)
 {
-    return h->n < h->k ? INFINITY : h->d2[0];
+    return h->k <= SORTED_MAX ? h->k - 1 : 0;
 }
 
-/* Moves the entry (d, id) down from slot i of a heap of m entries to its place. */
+float lm_knn_heap_bound(const struct lm_knn_heap *h)
+{
+    return h->n < h->k ? INFINITY : h->d2[worst_slot(h)];
+}
+
+/* Moves the entry (d, id) down from slot i of a max-heap of m entries to its place. */
 static inline void sift_down(float *d2, uint64_t *ids, uint32_t m, uint32_t i, float d,
                              uint64_t id)
 {
@@ -301,27 +425,44 @@ static inline void sift_down(float *d2, uint64_t *ids, uint32_t m, uint32_t i, f
 /* True when (d, id) would be kept. */
 static inline bool heap_wants(const struct lm_knn_heap *h, float d, uint64_t id)
 {
-    return h->n < h->k || entry_less(d, id, h->d2[0], h->id[0]);
+    if (h->n < h->k)
+        return true;
+    uint32_t w = worst_slot(h);
+    return entry_less(d, id, h->d2[w], h->id[w]);
 }
 
 /* Adds an entry heap_wants accepted. */
 static inline void heap_insert(struct lm_knn_heap *h, float d, uint64_t id)
 {
+    float *d2 = h->d2;
+    uint64_t *ids = h->id;
+    if (h->k <= SORTED_MAX) {
+        /* Drop the last when full, then shift the larger entries up by one. */
+        uint32_t i = h->n < h->k ? h->n++ : h->k - 1;
+        while (i > 0 && entry_less(d, id, d2[i - 1], ids[i - 1])) {
+            d2[i] = d2[i - 1];
+            ids[i] = ids[i - 1];
+            i--;
+        }
+        d2[i] = d;
+        ids[i] = id;
+        return;
+    }
     if (h->n == h->k) {
-        sift_down(h->d2, h->id, h->n, 0, d, id);
+        sift_down(d2, ids, h->n, 0, d, id);
         return;
     }
     uint32_t i = h->n++;
     while (i > 0) {
         uint32_t p = (i - 1) / 2;
-        if (!entry_less(h->d2[p], h->id[p], d, id))
+        if (!entry_less(d2[p], ids[p], d, id))
             break;
-        h->d2[i] = h->d2[p];
-        h->id[i] = h->id[p];
+        d2[i] = d2[p];
+        ids[i] = ids[p];
         i = p;
     }
-    h->d2[i] = d;
-    h->id[i] = id;
+    d2[i] = d;
+    ids[i] = id;
 }
 
 bool lm_knn_heap_push(struct lm_knn_heap *h, float d2, uint64_t id)
@@ -334,6 +475,8 @@ bool lm_knn_heap_push(struct lm_knn_heap *h, float d2, uint64_t id)
 
 void lm_knn_heap_sort(struct lm_knn_heap *h)
 {
+    if (h->k <= SORTED_MAX)
+        return; /* already sorted */
     /* Heapsort in place: the largest goes to the end, the heap shrinks by one. */
     for (uint32_t m = h->n; m > 1; m--) {
         float d = h->d2[m - 1];
@@ -346,8 +489,15 @@ void lm_knn_heap_sort(struct lm_knn_heap *h)
 
 /* ---------------------------------------------------------------- kNN search */
 
+/* A child waiting to be searched: its box distance, node (0 = leaf) and range. */
+struct pending {
+    float d2;
+    uint32_t ref, begin, end;
+};
+
 struct knn_query {
     const float *x, *y, *z;
+    const struct node *node;
     float qx, qy, qz;
     uint64_t tag;
     float max_d2;
@@ -355,6 +505,8 @@ struct knn_query {
     lm_kdtree_accept_fn accept;
     void *ctx;
     struct lm_knn_heap *heap;
+    int n_queue;
+    struct pending queue[QUEUE_MAX]; /* binary min-heap on d2 */
 };
 
 /* Distances first in a loop the compiler vectorises, then the rare candidates. */
@@ -380,52 +532,136 @@ static inline void knn_leaf(struct knn_query *q, uint32_t lo, uint32_t hi)
     }
 }
 
+/* Starts loading what searching p will read: the node, or the leaf's points. */
+static inline void knn_prefetch(const struct knn_query *q, const struct pending *p)
+{
+    if (p->ref) {
+        PREFETCH(&q->node[p->ref]);
+        PREFETCH((const char *)&q->node[p->ref] + 64);
+    } else if (p->end > p->begin) {
+        PREFETCH(q->x + p->begin), PREFETCH(q->x + p->end - 1);
+        PREFETCH(q->y + p->begin), PREFETCH(q->y + p->end - 1);
+        PREFETCH(q->z + p->begin), PREFETCH(q->z + p->end - 1);
+    }
+}
+
+/* Searches p's subtree depth first, nearer children first; for entries the queue
+ * has no room for. Prunes with the current limit as it shrinks. */
+static void knn_depth_first(struct knn_query *q, struct pending p)
+{
+    struct pending stack[DFS_MAX];
+    int sp = 0;
+    stack[sp++] = p;
+    while (sp > 0) {
+        p = stack[--sp];
+        if (p.d2 > q->limit)
+            continue;
+        if (!p.ref) {
+            knn_leaf(q, p.begin, p.end);
+            continue;
+        }
+        const struct node *nd = &q->node[p.ref];
+        float d[LANES];
+        lanes_d2(nd, q->qx, q->qy, q->qz, d);
+        /* Pushed farthest first so the nearest is searched first. */
+        int order[LANES] = {0, 1, 2, 3};
+        for (int a = 1; a < LANES; a++)
+            for (int b = a; b > 0 && d[order[b]] > d[order[b - 1]]; b--) {
+                int tmp = order[b];
+                order[b] = order[b - 1], order[b - 1] = tmp;
+            }
+        for (int a = 0; a < LANES; a++) {
+            int j = order[a];
+            if (d[j] <= q->limit)
+                stack[sp++] = (struct pending){d[j], nd->ref[j], nd->begin[j],
+                                               lane_end(nd, j, p.end)};
+        }
+    }
+}
+
+static void queue_push(struct knn_query *q, struct pending p)
+{
+    if (q->n_queue == QUEUE_MAX) {
+        knn_depth_first(q, p);
+        return;
+    }
+    knn_prefetch(q, &p);
+    int i = q->n_queue++;
+    while (i > 0) {
+        int parent = (i - 1) / 2;
+        if (q->queue[parent].d2 <= p.d2)
+            break;
+        q->queue[i] = q->queue[parent];
+        i = parent;
+    }
+    q->queue[i] = p;
+}
+
+static struct pending queue_pop(struct knn_query *q)
+{
+    struct pending top = q->queue[0], last = q->queue[--q->n_queue];
+    int m = q->n_queue, i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= m)
+            break;
+        if (c + 1 < m && q->queue[c + 1].d2 < q->queue[c].d2)
+            c++;
+        if (q->queue[c].d2 >= last.d2)
+            break;
+        q->queue[i] = q->queue[c];
+        i = c;
+    }
+    q->queue[i] = last;
+    return top;
+}
+
 void lm_kdtree_knn(const lm_kdtree *t, const float *x, const float *y, const float *z,
                    const float q[3], uint64_t tag, float max_d2,
                    lm_kdtree_accept_fn accept, void *ctx, struct lm_knn_heap *heap)
 {
     if (!t || t->n == 0 || heap->k == 0)
         return;
-    struct knn_query s = {x, y, z, q[0], q[1], q[2], tag, max_d2, 0, accept, ctx, heap};
+    struct knn_query s;
+    s.x = x, s.y = y, s.z = z, s.node = t->node;
+    s.qx = q[0], s.qy = q[1], s.qz = q[2];
+    s.tag = tag, s.max_d2 = max_d2, s.accept = accept, s.ctx = ctx, s.heap = heap;
     s.limit = min_f(max_d2, lm_knn_heap_bound(heap));
-    const struct node *node = t->node;
-    struct {
-        uint32_t i, end;
-        float d2;
-    } stack[STACK_MAX];
-    int sp = 0;
-    uint32_t i = 1, end = t->n;
+    s.n_queue = 0;
     /* Strict comparisons prune: a box at exactly the limit may still hold a point of
      * equal distance and smaller id. */
-    if (box_d2(&node[1].b, s.qx, s.qy, s.qz) > s.limit)
+    if (box_d2(&t->bounds, s.qx, s.qy, s.qz) > s.limit)
         return;
+    struct pending cur = {0, 0, 0, t->n}; /* the root node */
+    bool is_root = true;
     for (;;) {
-        while (node[i].child) {
-            uint32_t a = node[i].child, b = a + 1, a_end = node[b].begin, b_end = end;
-            float da = box_d2(&node[a].b, s.qx, s.qy, s.qz);
-            float db = box_d2(&node[b].b, s.qx, s.qy, s.qz);
-            if (db < da) {
-                uint32_t ti = a, te = a_end;
-                float td = da;
-                a = b, a_end = b_end, da = db;
-                b = ti, b_end = te, db = td;
+        if (is_root || cur.ref) {
+            /* Go on into the nearest child; queue the others. */
+            const struct node *nd = &t->node[cur.ref];
+            float d[LANES];
+            lanes_d2(nd, s.qx, s.qy, s.qz, d);
+            int near = 0;
+            for (int j = 1; j < LANES; j++)
+                near = d[j] < d[near] ? j : near;
+            for (int j = 0; j < LANES; j++)
+                if (j != near && d[j] <= s.limit)
+                    queue_push(&s, (struct pending){d[j], nd->ref[j], nd->begin[j],
+                                                    lane_end(nd, j, cur.end)});
+            is_root = false;
+            if (d[near] <= s.limit) {
+                cur = (struct pending){d[near], nd->ref[near], nd->begin[near],
+                                       lane_end(nd, near, cur.end)};
+                continue;
             }
-            if (db <= s.limit)
-                stack[sp].i = b, stack[sp].end = b_end, stack[sp].d2 = db, sp++;
-            if (da > s.limit)
-                goto pop;
-            i = a, end = a_end;
+        } else {
+            knn_leaf(&s, cur.begin, cur.end);
         }
-        knn_leaf(&s, node[i].begin, end);
-    pop:
-        for (;;) {
-            if (sp == 0)
-                return;
-            sp--;
-            if (stack[sp].d2 <= s.limit)
-                break;
-        }
-        i = stack[sp].i, end = stack[sp].end;
+        /* The nearest queued box; once it is beyond the limit, so is every other. */
+        if (s.n_queue == 0)
+            return;
+        cur = queue_pop(&s);
+        if (cur.d2 > s.limit)
+            return;
     }
 }
 
@@ -562,40 +798,51 @@ static int leaf_runs(const struct region *g, const float *x, const float *y,
     return 0;
 }
 
-/* Depth-first, left child first, so runs come out in ascending index order. */
+/* Depth-first, children in index order, so runs come out ascending. A stack entry is
+ * a child to classify: lane `lane` of node `node`, whose range ends at `end`. */
 static int region_walk(const lm_kdtree *t, const float *x, const float *y, const float *z,
                        const struct region *g, lm_kdtree_run_fn fn, void *ctx)
 {
     if (!t || t->n == 0)
         return 0;
-    const struct node *node = t->node;
+    enum overlap o = classify(g, &t->bounds);
+    if (o != PARTIAL)
+        return o == INSIDE ? fn(ctx, 0, t->n) : 0;
     struct runs r = {fn, ctx, 0, 0};
     struct {
-        uint32_t i, end;
-    } stack[STACK_MAX];
+        uint32_t node, lane, end;
+    } stack[DFS_MAX];
     int sp = 0;
-    uint32_t i = 1, end = t->n;
+    uint32_t push_node = 0, push_end = t->n;
     for (;;) {
-        enum overlap o = classify(g, &node[i].b);
+        /* Children of push_node, last first, so the first is on top. */
+        for (int j = LANES - 1; j >= 0; j--)
+            stack[sp].node = push_node, stack[sp].lane = (uint32_t)j, stack[sp].end = push_end,
+            sp++;
         int rc = 0;
-        if (o == INSIDE) {
-            rc = runs_add(&r, node[i].begin, end);
-        } else if (o == PARTIAL && node[i].child) {
-            uint32_t c = node[i].child;
-            stack[sp].i = c + 1, stack[sp].end = end, sp++;
-            i = c, end = node[c + 1].begin;
-            continue;
-        } else if (o == PARTIAL) {
-            rc = leaf_runs(g, x, y, z, node[i].begin, end, &r);
+        for (;;) {
+            if (sp == 0)
+                return r.end != r.begin ? fn(ctx, r.begin, r.end) : 0;
+            sp--;
+            const struct node *nd = &t->node[stack[sp].node];
+            int j = (int)stack[sp].lane;
+            uint32_t begin = nd->begin[j], end = lane_end(nd, j, stack[sp].end);
+            if (begin == end)
+                continue; /* unused lane */
+            struct box b = lane_box(nd, j);
+            o = classify(g, &b);
+            if (o == INSIDE)
+                rc = runs_add(&r, begin, end);
+            else if (o == PARTIAL && !nd->ref[j])
+                rc = leaf_runs(g, x, y, z, begin, end, &r);
+            else if (o == PARTIAL) {
+                push_node = nd->ref[j], push_end = end;
+                break;
+            }
+            if (rc)
+                return rc;
         }
-        if (rc)
-            return rc;
-        if (sp == 0)
-            break;
-        sp--;
-        i = stack[sp].i, end = stack[sp].end;
     }
-    return r.end != r.begin ? fn(ctx, r.begin, r.end) : 0;
 }
 
 int lm_kdtree_box(const lm_kdtree *t, const float *x, const float *y, const float *z,

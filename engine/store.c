@@ -724,7 +724,7 @@ int lm__store_load(const struct lm_io *io, const char *dir, struct lm_field ***f
                                  path, off);
                 goto fail;
             }
-            struct lm_chunk *c;
+            struct lm_chunk *c = NULL;
             if ((rc = block_decode((uint8_t *)cache.data + off, len, &f->schema, path, off,
                                    &c, err)))
                 goto fail;

@@ -294,6 +294,24 @@ static void knn_handles_empty_single_and_leaf_boundary_sizes(void **state)
         knn_case(&s, edges[e], UNIFORM, false, 12);
 }
 
+static void knn_with_large_k_equals_brute_force(void **state)
+{
+    (void)state;
+    /* Large k visits more boxes than the best-first queue holds: the overflow path. */
+    uint64_t s = test_stream(15);
+    struct pts p = make_pts(&s, 6000, CLUSTERED, false);
+    lm_kdtree *t = build(&p);
+    struct tagged set = {&p, 0};
+    const uint32_t big[] = {500, 3000, 7000};
+    for (int qi = 0; qi < 9; qi++) {
+        float q[3];
+        random_query(&s, &p, q);
+        check_knn(&set, &t, 1, q, big[qi % 3], qi < 6 ? INFINITY : 0.05f, qi % 2 == 1);
+    }
+    lm_kdtree_free(t);
+    pts_free(&p);
+}
+
 static void knn_applies_accept_filter_once_per_candidate(void **state)
 {
     (void)state;
@@ -651,6 +669,7 @@ int main(void)
         cmocka_unit_test(knn_breaks_ties_by_id_on_coincident_points),
         cmocka_unit_test(knn_does_not_depend_on_point_order),
         cmocka_unit_test(knn_handles_empty_single_and_leaf_boundary_sizes),
+        cmocka_unit_test(knn_with_large_k_equals_brute_force),
         cmocka_unit_test(knn_applies_accept_filter_once_per_candidate),
         cmocka_unit_test(knn_heap_shared_by_two_trees_equals_union),
         cmocka_unit_test(heap_push_and_sort_order_by_distance_then_id),

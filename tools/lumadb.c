@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cmd_serve.h"
 #include "demo_scene.h"
 #include "lumadb.h"
 
@@ -23,6 +24,8 @@ static int usage(FILE *to)
             "commands:\n"
             "  demo [DIR] [--side N]   generate the demo terrain (N^2 samples, default\n"
             "                          1024^2) in DIR (default data/demo) and query it\n"
+            "  serve [DIR] [--port P] [--bind ADDR] [--token T] [--demo]\n"
+            "                          HTTP + WebSocket server (see 'lumadb serve --help')\n"
             "  help                    this text\n");
     return to == stderr ? 2 : 0;
 }
@@ -165,6 +168,8 @@ int main(int argc, char **argv)
         return usage(stdout);
     if (!strcmp(cmd, "demo"))
         return cmd_demo(argc - 2, argv + 2);
+    if (!strcmp(cmd, "serve"))
+        return lm_cmd_serve(argc - 2, argv + 2);
     fprintf(stderr, "lumadb: unknown command '%s' (try 'lumadb help')\n", cmd);
     return 2;
 }
