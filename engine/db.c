@@ -26,6 +26,7 @@
 
 #include "alloc.h"
 #include "db.h"
+#include "device.h"
 #include "error.h"
 #include "field.h"
 #include "io.h"
@@ -276,6 +277,8 @@ int lm_db_open(const char *dir, const struct lm_db_opts *opts, lm_db **out,
         lm_db_close(db);
         return rc;
     }
+    if (!opts->read_only) /* the OpenCL binary cache, should kernels need a build */
+        lm_device_use_data_dir(dir);
     *out = db;
     return 0;
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "error.h"
 #include "scan.h"
@@ -16,6 +17,7 @@ static struct {
     enum lm_device_mode mode; /* AUTO: $LUMADB_DEVICE */
     char cache_dir[512];
     bool cache_dir_set;
+    char data_dir[512];       /* the last database opened for writing */
     lm_cl_log_fn log;
     void *log_user;
     bool started;
@@ -46,10 +48,8 @@ void lm_device_use_data_dir(const char *dir)
     if (!dir)
         return;
     pthread_mutex_lock(&lock);
-    if (!dev.started && !dev.cache_dir_set) {
-        snprintf(dev.cache_dir, sizeof dev.cache_dir, "%s/kcache", dir);
-        dev.cache_dir_set = true;
-    }
+    if (!dev.started)
+        snprintf(dev.data_dir, sizeof dev.data_dir, "%s", dir);
     pthread_mutex_unlock(&lock);
 }
 
@@ -108,7 +108,12 @@ static void start_locked(void)
     if (dev.started)
         return;
     dev.started = true;
-    struct lm_cl_opts o = {.cache_dir = dev.cache_dir_set ? dev.cache_dir : NULL,
+    /* A data directory that is gone by now (a closed, removed database) is not
+     * brought back for a cache: the user cache serves instead. */
+    struct stat st;
+    if (!dev.cache_dir_set && *dev.data_dir && !stat(dev.data_dir, &st) && S_ISDIR(st.st_mode))
+        snprintf(dev.cache_dir, sizeof dev.cache_dir, "%.500s/kcache", dev.data_dir);
+    struct lm_cl_opts o = {.cache_dir = *dev.cache_dir ? dev.cache_dir : NULL,
                            .log = runtime_log};
     struct lm_error err = {0};
     pthread_mutex_unlock(&lock); /* the runtime logs through log_line */

@@ -43,8 +43,9 @@ struct lm_device_opts {
 /* Sets mode, cache directory and log sink (see invariant (4)); opts copied. Returns 0,
  * or LM_EBADARG for a NULL opts or an unknown mode. */
 int lm_device_configure(const struct lm_device_opts *opts);
-/* A database at `dir` offers <dir>/kcache for the binary cache: taken when no cache
- * directory was configured and the runtime has not started. dir is copied. */
+/* A database at `dir` offers <dir>/kcache for the binary cache: the last one offered
+ * before the runtime starts is taken, if no cache directory was configured and the
+ * directory still exists then. dir is copied. */
 void lm_device_use_data_dir(const char *dir);
 /* The mode in force: the configured one, else $LUMADB_DEVICE. */
 enum lm_device_mode lm_device_mode(void);

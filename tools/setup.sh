@@ -11,6 +11,7 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 
 # Packages every build needs (tests and demo alike).
 PKGS=(build-essential cmake pkg-config git liblz4-dev libcmocka-dev
+      ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
       libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libcjson-dev chromium)
 # Packages only benchmarks need: the anchor libraries users would pick instead.
 BENCH_PKGS=(g++ libnanoflann-dev libopenvdb-dev libtbb-dev libboost-iostreams-dev libsqlite3-dev)
