@@ -650,3 +650,102 @@ int lm_cl_resident(lm_cl *cl, uint64_t id, uint64_t version, const void *host,
     *out = m;
     return 0;
 }
+
+/* ---------------------------------------------------------------- one call */
+
+void lm_cl_call_begin(struct lm_cl_call *c, lm_cl *cl, const char *file)
+{
+    *c = (struct lm_cl_call){.cl = cl, .file = file};
+    lm_cl_lock(cl);
+}
+
+static cl_mem call_hold(struct lm_cl_call *c, cl_mem m, cl_int st)
+{
+    if (!m) {
+        c->st = st ? st : CL_OUT_OF_RESOURCES;
+        return NULL;
+    }
+    if (c->n_held == LM_CL_CALL_BUFFERS) {
+        clReleaseMemObject(m);
+        c->st = CL_OUT_OF_RESOURCES;
+        return NULL;
+    }
+    c->held[c->n_held++] = m;
+    return m;
+}
+
+cl_mem lm_cl_call_host(struct lm_cl_call *c, const void *host, size_t bytes, bool write)
+{
+    cl_mem m = NULL;
+    if (c->st)
+        return NULL;
+    int rc = lm_cl_host_buffer(c->cl, (void *)host, bytes, write, &m);
+    return call_hold(c, rc ? NULL : m, rc == -ENOMEM ? CL_OUT_OF_HOST_MEMORY : 0);
+}
+
+cl_mem lm_cl_call_device(struct lm_cl_call *c, const void *host, size_t bytes)
+{
+    cl_int st = CL_SUCCESS;
+    if (c->st)
+        return NULL;
+    cl_mem m = clCreateBuffer(c->cl->ctx, CL_MEM_READ_WRITE | (host ? CL_MEM_COPY_HOST_PTR : 0),
+                              bytes ? bytes : 1, host && bytes ? (void *)host : NULL, &st);
+    return call_hold(c, m, st);
+}
+
+cl_mem lm_cl_call_resident(struct lm_cl_call *c, uint64_t id, uint64_t version,
+                           const void *host, size_t bytes)
+{
+    cl_mem m = NULL;
+    if (c->st)
+        return NULL;
+    int rc = lm_cl_resident(c->cl, id, version, host, bytes, &m);
+    return call_hold(c, rc ? NULL : m, rc == -ENOMEM ? CL_OUT_OF_HOST_MEMORY : 0);
+}
+
+cl_kernel lm_cl_call_kernel(struct lm_cl_call *c, const char *name)
+{
+    cl_kernel k = NULL;
+    if (!c->st && lm_cl_kernel(c->cl, c->file, name, &k, NULL))
+        c->st = CL_BUILD_PROGRAM_FAILURE;
+    return k;
+}
+
+void lm_cl_call_run(struct lm_cl_call *c, cl_kernel k, size_t global, size_t local)
+{
+    if (!c->st && global)
+        c->st = clEnqueueNDRangeKernel(c->cl->queue, k, 1, NULL, &global,
+                                       local ? &local : NULL, 0, NULL, NULL);
+}
+
+void lm_cl_call_range(struct lm_cl_call *c, cl_kernel k, cl_uint per_arg, size_t n)
+{
+    cl_uint per = 1;
+    size_t units = n;
+    if (c->cl->info.shape == LM_CL_SHAPE_CPU) {
+        size_t want = (size_t)c->cl->info.compute_units * 4;
+        units = n < want ? n : want;
+        per = units ? (cl_uint)((n + units - 1) / units) : 1;
+        units = (n + per - 1) / per;
+    }
+    LM_CL_ARG(c, k, per_arg, per);
+    /* CPU shape: work-groups of one, so that every compute unit gets ranges. */
+    lm_cl_call_run(c, k, units, c->cl->info.shape == LM_CL_SHAPE_CPU ? 1 : 0);
+}
+
+void lm_cl_call_read(struct lm_cl_call *c, cl_mem m, void *host, size_t bytes)
+{
+    if (!c->st && lm_cl_host_buffer_read(c->cl, m, host, bytes))
+        c->st = CL_OUT_OF_RESOURCES;
+}
+
+cl_int lm_cl_call_end(struct lm_cl_call *c)
+{
+    if (c->st)
+        clFinish(c->cl->queue); /* nothing may still use the buffers */
+    for (int i = 0; i < c->n_held; i++)
+        clReleaseMemObject(c->held[i]);
+    c->n_held = 0;
+    lm_cl_unlock(c->cl);
+    return c->st;
+}

@@ -122,6 +122,43 @@ int lm_cl_resident(lm_cl *cl, uint64_t id, uint64_t version, const void *host,
 /* Forgets every resident buffer of id (for example a freed chunk). Lock held. */
 void lm_cl_resident_drop(lm_cl *cl, uint64_t id);
 
+/* ---------------------------------------------------------------- one call */
+
+/* The buffers and status of one kernel call, for the *_cl.c tables: every step is
+ * skipped once a step has failed (st != CL_SUCCESS), and lm_cl_call_end releases what
+ * the call made and returns the first failure. Takes the lock in begin, drops it in
+ * end. */
+#define LM_CL_CALL_BUFFERS 24
+struct lm_cl_call {
+    lm_cl *cl;
+    const char *file; /* "cull.cl" */
+    cl_int st;
+    int n_held;
+    cl_mem held[LM_CL_CALL_BUFFERS];
+};
+void lm_cl_call_begin(struct lm_cl_call *c, lm_cl *cl, const char *file);
+/* lm_cl_host_buffer for the call (NULL after a failure). */
+cl_mem lm_cl_call_host(struct lm_cl_call *c, const void *host, size_t bytes, bool write);
+/* A device buffer for the call, filled from host or only allocated (host NULL). */
+cl_mem lm_cl_call_device(struct lm_cl_call *c, const void *host, size_t bytes);
+/* A resident buffer (lm_cl_resident), released with the call. */
+cl_mem lm_cl_call_resident(struct lm_cl_call *c, uint64_t id, uint64_t version,
+                           const void *host, size_t bytes);
+cl_kernel lm_cl_call_kernel(struct lm_cl_call *c, const char *name);
+/* Sets argument i of k to the bytes of v. */
+#define LM_CL_ARG(c, k, i, v)                                                              \
+    ((c)->st = (c)->st ? (c)->st : clSetKernelArg((k), (i), sizeof(v), &(v)))
+/* Runs k over n items: CPU shape a few work-items per compute unit, each over a
+ * contiguous range of `per` items; GPU shape one work-item per item (per = 1). The
+ * kernel's argument per_arg receives per (a cl_uint). */
+void lm_cl_call_range(struct lm_cl_call *c, cl_kernel k, cl_uint per_arg, size_t n);
+/* Enqueues k over global work-items in work-groups of local (0: the runtime's choice). */
+void lm_cl_call_run(struct lm_cl_call *c, cl_kernel k, size_t global, size_t local);
+/* lm_cl_host_buffer_read within the call. */
+void lm_cl_call_read(struct lm_cl_call *c, cl_mem m, void *host, size_t bytes);
+/* Releases the call's buffers, unlocks; returns the first failure (CL_SUCCESS: 0). */
+cl_int lm_cl_call_end(struct lm_cl_call *c);
+
 struct lm_cl_stats {
     uint64_t builds_from_source, builds_from_cache;
     uint64_t resident_hits, resident_misses, resident_evictions;

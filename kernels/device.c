@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cull.h"
 #include "error.h"
 #include "scan.h"
 
@@ -180,16 +181,28 @@ bool lm_device_wants_opencl(enum lm_device_work kind, size_t work)
     return m == LM_DEVICE_OPENCL || work >= threshold[kind][cpu_device];
 }
 
-const struct lm_scan_table *lm_device_scan_table(size_t rows)
-{
-    const struct lm_scan_table *t = NULL;
-    if (lm_device_wants_opencl(LM_DEVICE_WORK_SCAN, rows))
-        t = lm_scan_opencl(); /* records its path when it runs */
-    if (!t) {
-        t = lm_scan_best();
-        lm_device_trace(t->name);
+/* The OpenCL table when the work goes there and it can run, else the CPU's best. */
+#define DEVICE_TABLE(fn, type, kind, opencl, best)                                         \
+    const struct type *fn(size_t work)                                                     \
+    {                                                                                      \
+        const struct type *t = lm_device_wants_opencl(kind, work) ? opencl() : NULL;       \
+        if (!t) {                                                                          \
+            t = best();                                                                    \
+            lm_device_trace(t->name);                                                      \
+        }                                                                                  \
+        return t;                                                                          \
     }
-    return t;
+
+DEVICE_TABLE(lm_device_scan_table, lm_scan_table, LM_DEVICE_WORK_SCAN, lm_scan_opencl,
+             lm_scan_best)
+DEVICE_TABLE(lm_device_cull_table, lm_cull_table, LM_DEVICE_WORK_CULL, lm_cull_opencl,
+             lm_cull_best)
+
+void lm_device_failed(atomic_flag *once, const char *what, cl_int st)
+{
+    if (!atomic_flag_test_and_set(once))
+        lm_device_log("lumadb: OpenCL %s failed (%s); it runs on the CPU", what,
+                      lm_cl_status_name(st));
 }
 
 /* ---------------------------------------------------------------- EXPLAIN */

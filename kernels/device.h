@@ -27,6 +27,7 @@
 #ifndef LM_DEVICE_H
 #define LM_DEVICE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "cl_runtime.h"
@@ -70,9 +71,16 @@ enum lm_device_work {
 };
 bool lm_device_wants_opencl(enum lm_device_work kind, size_t work);
 
+/* The table for a call of the given size (never NULL); a CPU table is recorded for
+ * EXPLAIN here, the OpenCL table records itself when it runs. */
 struct lm_scan_table;
-/* The scan table for a scan of `rows` rows (never NULL). */
+struct lm_cull_table;
 const struct lm_scan_table *lm_device_scan_table(size_t rows);
+const struct lm_cull_table *lm_device_cull_table(size_t nodes);
+
+/* For the OpenCL tables: logs, once per process for each `what`, that a call failed
+ * with st and ran on the CPU. once: a zero-initialised flag of the caller's. */
+void lm_device_failed(atomic_flag *once, const char *what, cl_int st);
 
 /* ---------------------------------------------------------------- EXPLAIN */
 

@@ -184,9 +184,7 @@ static void job_end(struct job *j)
 
 static void fell_back(atomic_flag *once, const char *what, cl_int st)
 {
-    if (!atomic_flag_test_and_set(once))
-        lm_device_log("lumadb: OpenCL %s failed (%s); it runs on the CPU", what,
-                      lm_cl_status_name(st));
+    lm_device_failed(once, what, st);
     lm_device_trace(lm_scan_best()->name);
 }
 
