@@ -11,6 +11,7 @@
 
 #include "cull.h"
 #include "error.h"
+#include "raymarch.h"
 #include "scan.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -197,6 +198,8 @@ DEVICE_TABLE(lm_device_scan_table, lm_scan_table, LM_DEVICE_WORK_SCAN, lm_scan_o
              lm_scan_best)
 DEVICE_TABLE(lm_device_cull_table, lm_cull_table, LM_DEVICE_WORK_CULL, lm_cull_opencl,
              lm_cull_best)
+DEVICE_TABLE(lm_device_ray_table, lm_ray_table, LM_DEVICE_WORK_RAY, lm_ray_opencl,
+             lm_ray_best)
 
 void lm_device_failed(atomic_flag *once, const char *what, cl_int st)
 {

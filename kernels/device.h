@@ -75,8 +75,10 @@ bool lm_device_wants_opencl(enum lm_device_work kind, size_t work);
  * EXPLAIN here, the OpenCL table records itself when it runs. */
 struct lm_scan_table;
 struct lm_cull_table;
+struct lm_ray_table;
 const struct lm_scan_table *lm_device_scan_table(size_t rows);
 const struct lm_cull_table *lm_device_cull_table(size_t nodes);
+const struct lm_ray_table *lm_device_ray_table(size_t rays);
 
 /* For the OpenCL tables: logs, once per process for each `what`, that a call failed
  * with st and ran on the CPU. once: a zero-initialised flag of the caller's. */

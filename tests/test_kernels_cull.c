@@ -12,20 +12,10 @@
 #include "alloc.h"
 #include "cull.h"
 #include "device.h"
-#include "test_rng.h"
+#include "test_kernels.h"
 
 static const struct lm_cull_table *impls[3];
 static int n_impls;
-
-static void impls_init(void)
-{
-    const char *off = getenv("LUMADB_TEST_NO_AVX2");
-    impls[n_impls++] = lm_cull_scalar();
-    if (!(off && *off && strcmp(off, "0")) && lm_cull_avx2())
-        impls[n_impls++] = lm_cull_avx2();
-    if (lm_cull_opencl())
-        impls[n_impls++] = lm_cull_opencl();
-}
 
 /* ---------------------------------------------------------------- random octrees */
 
@@ -342,10 +332,8 @@ static void bad_arguments_are_rejected(void **state)
 int main(void)
 {
     rng_init("test_kernels_cull");
-    impls_init();
-    for (int i = 0; i < n_impls; i++)
-        printf("test_kernels_cull: comparing %s\n", impls[i]->name);
-    fflush(stdout);
+    TEST_IMPLS("test_kernels_cull", impls, n_impls, lm_cull_scalar, lm_cull_avx2,
+               lm_cull_opencl);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(bad_arguments_are_rejected),
         cmocka_unit_test(tables_agree_bit_for_bit),
