@@ -11,6 +11,7 @@
 
 #include "cull.h"
 #include "error.h"
+#include "lod.h"
 #include "raymarch.h"
 #include "scan.h"
 
@@ -200,6 +201,8 @@ DEVICE_TABLE(lm_device_cull_table, lm_cull_table, LM_DEVICE_WORK_CULL, lm_cull_o
              lm_cull_best)
 DEVICE_TABLE(lm_device_ray_table, lm_ray_table, LM_DEVICE_WORK_RAY, lm_ray_opencl,
              lm_ray_best)
+DEVICE_TABLE(lm_device_lod_table, lm_lod_table, LM_DEVICE_WORK_LOD, lm_lod_opencl,
+             lm_lod_best)
 
 void lm_device_failed(atomic_flag *once, const char *what, cl_int st)
 {

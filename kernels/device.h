@@ -76,9 +76,11 @@ bool lm_device_wants_opencl(enum lm_device_work kind, size_t work);
 struct lm_scan_table;
 struct lm_cull_table;
 struct lm_ray_table;
+struct lm_lod_table;
 const struct lm_scan_table *lm_device_scan_table(size_t rows);
 const struct lm_cull_table *lm_device_cull_table(size_t nodes);
 const struct lm_ray_table *lm_device_ray_table(size_t rays);
+const struct lm_lod_table *lm_device_lod_table(size_t parent_cells);
 
 /* For the OpenCL tables: logs, once per process for each `what`, that a call failed
  * with st and ran on the CPU. once: a zero-initialised flag of the caller's. */
