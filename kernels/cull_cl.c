@@ -7,6 +7,7 @@
 static int cl_classify(const struct lm_cull_input *in, uint8_t *visible, float *sse,
                        float *sse_parent)
 {
+    static atomic_flag once = ATOMIC_FLAG_INIT;
     lm_cl *cl = lm_device_cl();
     if (!cl)
         return -1;
@@ -49,13 +50,7 @@ static int cl_classify(const struct lm_cull_input *in, uint8_t *visible, float *
     lm_cl_call_read(&c, vis, visible, n);
     lm_cl_call_read(&c, s, sse, fb);
     lm_cl_call_read(&c, sp, sse_parent, fb);
-    static atomic_flag once = ATOMIC_FLAG_INIT;
-    cl_int st = lm_cl_call_end(&c);
-    if (st)
-        lm_device_failed(&once, "cull", st);
-    else
-        lm_device_trace("opencl");
-    return st ? -1 : 0;
+    return lm_device_call_end(&c, &once, "cull");
 }
 
 const struct lm_cull_table lm__cull_cl_table = {

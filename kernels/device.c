@@ -11,6 +11,7 @@
 
 #include "cull.h"
 #include "error.h"
+#include "knn.h"
 #include "lod.h"
 #include "raymarch.h"
 #include "scan.h"
@@ -203,12 +204,25 @@ DEVICE_TABLE(lm_device_ray_table, lm_ray_table, LM_DEVICE_WORK_RAY, lm_ray_openc
              lm_ray_best)
 DEVICE_TABLE(lm_device_lod_table, lm_lod_table, LM_DEVICE_WORK_LOD, lm_lod_opencl,
              lm_lod_best)
+DEVICE_TABLE(lm_device_knn_table, lm_knn_table, LM_DEVICE_WORK_KNN, lm_knn_opencl,
+             lm_knn_best)
 
 void lm_device_failed(atomic_flag *once, const char *what, cl_int st)
 {
     if (!atomic_flag_test_and_set(once))
         lm_device_log("lumadb: OpenCL %s failed (%s); it runs on the CPU", what,
                       lm_cl_status_name(st));
+}
+
+int lm_device_call_end(struct lm_cl_call *c, atomic_flag *once, const char *what)
+{
+    cl_int st = lm_cl_call_end(c);
+    if (st) {
+        lm_device_failed(once, what, st);
+        return -1;
+    }
+    lm_device_trace("opencl");
+    return 0;
 }
 
 /* ---------------------------------------------------------------- EXPLAIN */

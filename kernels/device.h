@@ -77,14 +77,19 @@ struct lm_scan_table;
 struct lm_cull_table;
 struct lm_ray_table;
 struct lm_lod_table;
+struct lm_knn_table;
 const struct lm_scan_table *lm_device_scan_table(size_t rows);
 const struct lm_cull_table *lm_device_cull_table(size_t nodes);
 const struct lm_ray_table *lm_device_ray_table(size_t rays);
 const struct lm_lod_table *lm_device_lod_table(size_t parent_cells);
+const struct lm_knn_table *lm_device_knn_table(size_t query_point_pairs);
 
 /* For the OpenCL tables: logs, once per process for each `what`, that a call failed
  * with st and ran on the CPU. once: a zero-initialised flag of the caller's. */
 void lm_device_failed(atomic_flag *once, const char *what, cl_int st);
+/* Ends a call (lm_cl_call_end): on success records "opencl" for EXPLAIN and returns 0;
+ * on failure logs as lm_device_failed and returns -1 (the caller runs the CPU table). */
+int lm_device_call_end(struct lm_cl_call *c, atomic_flag *once, const char *what);
 
 /* ---------------------------------------------------------------- EXPLAIN */
 

@@ -27,12 +27,7 @@ static int cl_build(const struct lm_lod_level *child, struct lm_lod_level *paren
     lm_cl_call_range(&c, k, 6, (size_t)parent->dim[1] * parent->dim[2]);
     lm_cl_call_read(&c, pn, parent->count, pc * sizeof(uint32_t));
     lm_cl_call_read(&c, ps, parent->sums, pc * LM_LOD_SUMS * sizeof(float));
-    cl_int st = lm_cl_call_end(&c);
-    if (st)
-        lm_device_failed(&once, "LOD build", st);
-    else
-        lm_device_trace("opencl");
-    return st ? -1 : 0;
+    return lm_device_call_end(&c, &once, "LOD build");
 }
 
 const struct lm_lod_table lm__lod_cl_table = {

@@ -48,12 +48,7 @@ static int cl_march(const struct lm_ray_grid *g, const struct lm_ray *rays, size
     LM_CL_ARG(&c, k, 10, ob);
     lm_cl_call_range(&c, k, 11, n);
     lm_cl_call_read(&c, ob, out, n * sizeof *out);
-    cl_int st = lm_cl_call_end(&c);
-    if (st)
-        lm_device_failed(&once, "ray march", st);
-    else
-        lm_device_trace("opencl");
-    return st ? -1 : 0;
+    return lm_device_call_end(&c, &once, "ray march");
 }
 
 const struct lm_ray_table lm__ray_cl_table = {
