@@ -711,6 +711,19 @@ cl_kernel lm_cl_call_kernel(struct lm_cl_call *c, const char *name)
     return k;
 }
 
+void lm_cl_call_args(struct lm_cl_call *c, cl_kernel k, cl_uint first, int n, ...)
+{
+    va_list ap;
+    va_start(ap, n);
+    for (int i = 0; i < n; i++) {
+        size_t size = va_arg(ap, size_t);
+        const void *v = va_arg(ap, const void *);
+        if (!c->st)
+            c->st = clSetKernelArg(k, first + (cl_uint)i, size, v);
+    }
+    va_end(ap);
+}
+
 void lm_cl_call_run(struct lm_cl_call *c, cl_kernel k, size_t global, size_t local)
 {
     if (!c->st && global)

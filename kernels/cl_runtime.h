@@ -148,6 +148,9 @@ cl_kernel lm_cl_call_kernel(struct lm_cl_call *c, const char *name);
 /* Sets argument i of k to the bytes of v. */
 #define LM_CL_ARG(c, k, i, v)                                                              \
     ((c)->st = (c)->st ? (c)->st : clSetKernelArg((k), (i), sizeof(v), &(v)))
+/* Sets arguments first.. of k from n values given as LM_CL_V(v) (size and address). */
+#define LM_CL_V(v) sizeof(v), (const void *)&(v)
+void lm_cl_call_args(struct lm_cl_call *c, cl_kernel k, cl_uint first, int n, ...);
 /* Runs k over n items: CPU shape a few work-items per compute unit, each over a
  * contiguous range of `per` items; GPU shape one work-item per item (per = 1). The
  * kernel's argument per_arg receives per (a cl_uint). */

@@ -30,22 +30,13 @@ static int cl_classify(const struct lm_cull_input *in, uint8_t *visible, float *
     cl_mem s = lm_cl_call_host(&c, sse, fb, true);
     cl_mem sp = lm_cl_call_host(&c, sse_parent, fb, true);
     cl_kernel k = lm_cl_call_kernel(&c, "cull_classify");
-    for (cl_uint a = 0; a < 6; a++)
-        LM_CL_ARG(&c, k, a, col[a]);
-    LM_CL_ARG(&c, k, 6, level);
-    LM_CL_ARG(&c, k, 7, nn);
-    LM_CL_ARG(&c, k, 8, pa);
-    LM_CL_ARG(&c, k, 9, pb);
-    LM_CL_ARG(&c, k, 10, eye_k);
-    LM_CL_ARG(&c, k, 11, in->error0);
-    LM_CL_ARG(&c, k, 12, vis);
-    LM_CL_ARG(&c, k, 13, s);
+    lm_cl_call_args(&c, k, 0, 14, LM_CL_V(col[0]), LM_CL_V(col[1]), LM_CL_V(col[2]),
+                    LM_CL_V(col[3]), LM_CL_V(col[4]), LM_CL_V(col[5]), LM_CL_V(level),
+                    LM_CL_V(nn), LM_CL_V(pa), LM_CL_V(pb), LM_CL_V(eye_k),
+                    LM_CL_V(in->error0), LM_CL_V(vis), LM_CL_V(s));
     lm_cl_call_range(&c, k, 14, n);
     cl_kernel kp = lm_cl_call_kernel(&c, "cull_parents");
-    LM_CL_ARG(&c, kp, 0, parent);
-    LM_CL_ARG(&c, kp, 1, s);
-    LM_CL_ARG(&c, kp, 2, nn);
-    LM_CL_ARG(&c, kp, 3, sp);
+    lm_cl_call_args(&c, kp, 0, 4, LM_CL_V(parent), LM_CL_V(s), LM_CL_V(nn), LM_CL_V(sp));
     lm_cl_call_range(&c, kp, 4, n);
     lm_cl_call_read(&c, vis, visible, n);
     lm_cl_call_read(&c, s, sse, fb);

@@ -32,19 +32,9 @@ static int cl_run(const struct lm_knn_input *in, uint32_t *idx, float *d2, uint3
     cl_mem od = lm_cl_call_host(&c, d2, ob * sizeof *d2, true);
     cl_mem of = lm_cl_call_host(&c, found, m * sizeof *found, true);
     cl_kernel kn = lm_cl_call_kernel(&c, "knn");
-    LM_CL_ARG(&c, kn, 0, x);
-    LM_CL_ARG(&c, kn, 1, y);
-    LM_CL_ARG(&c, kn, 2, z);
-    LM_CL_ARG(&c, kn, 3, n);
-    LM_CL_ARG(&c, kn, 4, qx);
-    LM_CL_ARG(&c, kn, 5, qy);
-    LM_CL_ARG(&c, kn, 6, qz);
-    LM_CL_ARG(&c, kn, 7, mm);
-    LM_CL_ARG(&c, kn, 8, k);
-    LM_CL_ARG(&c, kn, 9, in->max_d2);
-    LM_CL_ARG(&c, kn, 10, oi);
-    LM_CL_ARG(&c, kn, 11, od);
-    LM_CL_ARG(&c, kn, 12, of);
+    lm_cl_call_args(&c, kn, 0, 13, LM_CL_V(x), LM_CL_V(y), LM_CL_V(z), LM_CL_V(n),
+                    LM_CL_V(qx), LM_CL_V(qy), LM_CL_V(qz), LM_CL_V(mm), LM_CL_V(k),
+                    LM_CL_V(in->max_d2), LM_CL_V(oi), LM_CL_V(od), LM_CL_V(of));
     if (lm_cl_shape(cl) == LM_CL_SHAPE_GPU) { /* one query per item, tiles in groups */
         cl_uint one = 1;
         LM_CL_ARG(&c, kn, 13, one);

@@ -18,12 +18,8 @@ static int cl_build(const struct lm_lod_level *child, struct lm_lod_level *paren
     cl_mem pn = lm_cl_call_host(&c, parent->count, pc * sizeof(uint32_t), true);
     cl_mem ps = lm_cl_call_host(&c, parent->sums, pc * LM_LOD_SUMS * sizeof(float), true);
     cl_kernel k = lm_cl_call_kernel(&c, "lod_parent");
-    LM_CL_ARG(&c, k, 0, cn);
-    LM_CL_ARG(&c, k, 1, cs);
-    LM_CL_ARG(&c, k, 2, cdim);
-    LM_CL_ARG(&c, k, 3, pn);
-    LM_CL_ARG(&c, k, 4, ps);
-    LM_CL_ARG(&c, k, 5, pdim);
+    lm_cl_call_args(&c, k, 0, 6, LM_CL_V(cn), LM_CL_V(cs), LM_CL_V(cdim), LM_CL_V(pn),
+                    LM_CL_V(ps), LM_CL_V(pdim));
     lm_cl_call_range(&c, k, 6, (size_t)parent->dim[1] * parent->dim[2]);
     lm_cl_call_read(&c, pn, parent->count, pc * sizeof(uint32_t));
     lm_cl_call_read(&c, ps, parent->sums, pc * LM_LOD_SUMS * sizeof(float));

@@ -35,17 +35,9 @@ static int cl_march(const struct lm_ray_grid *g, const struct lm_ray *rays, size
     cl_mem rb = lm_cl_call_host(&c, rays, n * sizeof *rays, false);
     cl_mem ob = lm_cl_call_host(&c, out, n * sizeof *out, true);
     cl_kernel k = lm_cl_call_kernel(&c, "ray_march");
-    LM_CL_ARG(&c, k, 0, rb);
-    LM_CL_ARG(&c, k, 1, nn);
-    LM_CL_ARG(&c, k, 2, origin_inv);
-    LM_CL_ARG(&c, k, 3, g->voxel_size);
-    LM_CL_ARG(&c, k, 4, bricks);
-    LM_CL_ARG(&c, k, 5, bi);
-    LM_CL_ARG(&c, k, 6, sl);
-    LM_CL_ARG(&c, k, 7, cn);
-    LM_CL_ARG(&c, k, 8, sh);
-    LM_CL_ARG(&c, k, 9, mh);
-    LM_CL_ARG(&c, k, 10, ob);
+    lm_cl_call_args(&c, k, 0, 11, LM_CL_V(rb), LM_CL_V(nn), LM_CL_V(origin_inv),
+                    LM_CL_V(g->voxel_size), LM_CL_V(bricks), LM_CL_V(bi), LM_CL_V(sl),
+                    LM_CL_V(cn), LM_CL_V(sh), LM_CL_V(mh), LM_CL_V(ob));
     lm_cl_call_range(&c, k, 11, n);
     lm_cl_call_read(&c, ob, out, n * sizeof *out);
     return lm_device_call_end(&c, &once, "ray march");

@@ -1,6 +1,6 @@
-/* scan_cl.c - the OpenCL scan implementation: runs kernels/scan.cl on the shared
- * device (device.h) for a compiled plan. Columns are wrapped, not copied, on a device
- * that shares host memory (PoCL); elsewhere they are copied for the call.
+/* scan_cl.c - the OpenCL scan implementation: runs kernels/scan.cl on the shared device
+ * (device.h) for a compiled plan. Columns are wrapped, not copied, on a device that
+ * shares host memory (PoCL); elsewhere they are copied for the call.
  *
  * A filtered scan first builds the plan's match mask on the device (one ulong per 64
  * rows: the region kernel, then one kernel per predicate), then either compacts it
@@ -8,97 +8,57 @@
  * over it. Launch shapes: see the comment at the top of scan.cl. Any OpenCL failure
  * answers through lm_scan_best() (logged once) so a scan never fails here. */
 #include <math.h>
-#include <stdatomic.h>
 #include <string.h>
 
 #include "alloc.h"
 #include "device.h"
 #include "scan.h"
 
-#define FILE_CL "scan.cl"
 #define AGG_SLOTS 19  /* scan.cl: ulongs per aggregate record */
 #define GPU_GROUP 256 /* scan.cl: work-group of the GPU-shaped aggregate */
 
-/* One call on the device: its buffers and launch geometry. */
+/* One call on the device and its launch geometry. */
 struct job {
-    lm_cl *cl;
+    struct lm_cl_call c;
     const struct lm_scan_plan *p;
     bool gpu;
     cl_uint n, nb;        /* rows, 64-row blocks */
-    cl_uint units, per;   /* CPU shape: work-items, and blocks per work-item */
-    cl_mem held[LM_SCAN_MAX_PREDS + 12];
-    int n_held;
+    cl_uint units, per;   /* per-block kernels: work-items, and blocks per work-item */
     cl_mem mask;
 };
-
-static cl_int buffer(struct job *j, const void *host, size_t bytes, bool write, cl_mem *out)
-{
-    if (j->n_held == (int)(sizeof j->held / sizeof j->held[0]))
-        return CL_OUT_OF_RESOURCES;
-    int rc = lm_cl_host_buffer(j->cl, (void *)host, bytes, write, out);
-    if (rc)
-        return CL_OUT_OF_RESOURCES;
-    j->held[j->n_held++] = *out;
-    return CL_SUCCESS;
-}
-
-static void job_release(struct job *j)
-{
-    for (int i = 0; i < j->n_held; i++)
-        clReleaseMemObject(j->held[i]);
-    j->n_held = 0;
-}
 
 static size_t type_size(enum lm_scan_type t)
 {
     return t == LM_SCAN_U8 ? 1 : t == LM_SCAN_I64 ? 8 : 4;
 }
 
-static cl_int kernel(struct job *j, const char *name, cl_kernel *k)
+/* Runs a per-block kernel: CPU shape over `units` work-items of `per` blocks, GPU shape
+ * one work-item per row in work-groups of one block (region and predicates) or one
+ * per block (the rest: rows = false). */
+static void run_blocks(struct job *j, cl_kernel k, bool rows)
 {
-    return lm_cl_kernel(j->cl, FILE_CL, name, k, NULL) ? CL_BUILD_PROGRAM_FAILURE : CL_SUCCESS;
-}
-
-static cl_int launch(struct job *j, cl_kernel k, size_t global, size_t local)
-{
-    return clEnqueueNDRangeKernel(lm_cl_queue(j->cl), k, 1, NULL, &global,
-                                  local ? &local : NULL, 0, NULL, NULL);
-}
-
-static cl_int read_back(struct job *j, cl_mem m, void *host, size_t bytes)
-{
-    return lm_cl_host_buffer_read(j->cl, m, host, bytes) ? CL_OUT_OF_RESOURCES : CL_SUCCESS;
-}
-
-#define ARG(k, i, v) clSetKernelArg(k, i, sizeof(v), &(v))
-
-/* Launches a per-block kernel: CPU shape over `units` work-items of `per` blocks,
- * GPU shape one work-item per row in work-groups of one block. */
-static cl_int launch_blocks(struct job *j, cl_kernel k)
-{
-    return j->gpu ? launch(j, k, (size_t)j->nb * 64, 64) : launch(j, k, j->units, 1);
+    if (!j->gpu)
+        lm_cl_call_run(&j->c, k, j->units, 1);
+    else
+        lm_cl_call_run(&j->c, k, rows ? (size_t)j->nb * 64 : j->nb, rows ? 64 : 0);
 }
 
 /* ---------------------------------------------------------------- the match mask */
 
-static cl_int run_region(struct job *j)
+static void run_region(struct job *j)
 {
     const struct lm_scan_plan *p = j->p;
     const struct lm_region *r = &p->region;
     cl_float16 pa = {{0}};
     cl_float8 pb = {{0}};
     cl_int kind = (cl_int)r->kind;
-    cl_mem x, y, z;
-    cl_kernel k;
-    cl_int st;
     size_t bytes = (size_t)j->n * sizeof(float);
 
     if (kind == LM_REGION_ALL) {
-        cl_uint units = j->gpu ? j->nb : j->units, per = j->gpu ? 1 : j->per;
-        if ((st = kernel(j, "scan_all", &k)))
-            return st;
-        st = ARG(k, 0, j->n) | ARG(k, 1, j->mask) | ARG(k, 2, per);
-        return st ? st : launch(j, k, units, j->gpu ? 0 : 1);
+        cl_kernel k = lm_cl_call_kernel(&j->c, "scan_all");
+        lm_cl_call_args(&j->c, k, 0, 3, LM_CL_V(j->n), LM_CL_V(j->mask), LM_CL_V(j->per));
+        run_blocks(j, k, false);
+        return;
     }
     if (kind == LM_REGION_BOX) {
         memcpy(&pa.s[0], r->min, sizeof r->min);
@@ -106,141 +66,118 @@ static cl_int run_region(struct job *j)
     } else if (kind == LM_REGION_SPHERE) {
         memcpy(&pa.s[0], r->center, sizeof r->center);
         pa.s[3] = p->r2;
-    } else if (kind == LM_REGION_FRUSTUM) {
+    } else {
         memcpy(&pa.s[0], r->planes[0], 16 * sizeof(float));
         memcpy(&pb.s[0], r->planes[4], 8 * sizeof(float));
     }
-    if ((st = buffer(j, p->x, bytes, false, &x)) || (st = buffer(j, p->y, bytes, false, &y)) ||
-        (st = buffer(j, p->z, bytes, false, &z)) ||
-        (st = kernel(j, "scan_region", &k)))
-        return st;
-    st = ARG(k, 0, x) | ARG(k, 1, y) | ARG(k, 2, z) | ARG(k, 3, j->n) | ARG(k, 4, kind) |
-         ARG(k, 5, pa) | ARG(k, 6, pb) | ARG(k, 7, j->mask) | ARG(k, 8, j->per);
-    return st ? st : launch_blocks(j, k);
+    cl_mem x = lm_cl_call_host(&j->c, p->x, bytes, false);
+    cl_mem y = lm_cl_call_host(&j->c, p->y, bytes, false);
+    cl_mem z = lm_cl_call_host(&j->c, p->z, bytes, false);
+    cl_kernel k = lm_cl_call_kernel(&j->c, "scan_region");
+    lm_cl_call_args(&j->c, k, 0, 9, LM_CL_V(x), LM_CL_V(y), LM_CL_V(z), LM_CL_V(j->n),
+                    LM_CL_V(kind), LM_CL_V(pa), LM_CL_V(pb), LM_CL_V(j->mask), LM_CL_V(j->per));
+    run_blocks(j, k, true);
 }
 
-static cl_int run_bound(struct job *j, const struct lm_scan_bound *b)
+static void run_bound(struct job *j, const struct lm_scan_bound *b)
 {
     static const char *const names[] = {
         [LM_SCAN_F32] = "scan_bound_f32", [LM_SCAN_I32] = "scan_bound_i32",
         [LM_SCAN_U8] = "scan_bound_u8", [LM_SCAN_I64] = "scan_bound_i64"};
-    cl_mem col;
-    cl_kernel k;
-    cl_int neg = b->negate, st;
-    if ((st = buffer(j, b->col, (size_t)j->n * type_size(b->type), false, &col)) ||
-        (st = kernel(j, names[b->type], &k)))
-        return st;
-    st = ARG(k, 0, col) | ARG(k, 1, j->n) | ARG(k, 4, neg) | ARG(k, 5, j->mask) |
-         ARG(k, 6, j->per);
-    switch (b->type) {
-    case LM_SCAN_F32: st |= ARG(k, 2, b->range.f32[0]) | ARG(k, 3, b->range.f32[1]); break;
-    case LM_SCAN_I32: st |= ARG(k, 2, b->range.i32[0]) | ARG(k, 3, b->range.i32[1]); break;
-    case LM_SCAN_U8: st |= ARG(k, 2, b->range.u8[0]) | ARG(k, 3, b->range.u8[1]); break;
-    case LM_SCAN_I64: st |= ARG(k, 2, b->range.i64[0]) | ARG(k, 3, b->range.i64[1]); break;
-    }
-    return st ? st : launch_blocks(j, k);
+    cl_int neg = b->negate;
+    cl_mem col = lm_cl_call_host(&j->c, b->col, (size_t)j->n * type_size(b->type), false);
+    cl_kernel k = lm_cl_call_kernel(&j->c, names[b->type]);
+    lm_cl_call_args(&j->c, k, 0, 2, LM_CL_V(col), LM_CL_V(j->n));
+    lm_cl_call_args(&j->c, k, 4, 3, LM_CL_V(neg), LM_CL_V(j->mask), LM_CL_V(j->per));
+    size_t size = type_size(b->type); /* lo and hi in the column's type */
+    lm_cl_call_args(&j->c, k, 2, 2, size, (const void *)&b->range.i64[0],
+                    size, (const void *)((const char *)&b->range + size));
+    run_blocks(j, k, true);
 }
 
 /* Builds j->mask: the region, then every predicate. */
-static cl_int run_filter(struct job *j)
+static void run_filter(struct job *j)
 {
-    cl_int st = CL_SUCCESS;
-    cl_mem m = clCreateBuffer(lm_cl_context(j->cl), CL_MEM_READ_WRITE,
-                              (size_t)j->nb * sizeof(cl_ulong), NULL, &st);
-    if (!m)
-        return st;
-    j->held[j->n_held++] = m;
-    j->mask = m;
-    st = run_region(j);
-    for (uint32_t i = 0; i < j->p->n_bounds && !st; i++)
-        st = run_bound(j, &j->p->bounds[i]);
-    return st;
+    j->mask = lm_cl_call_device(&j->c, NULL, (size_t)j->nb * sizeof(cl_ulong));
+    run_region(j);
+    for (uint32_t i = 0; i < j->p->n_bounds; i++)
+        run_bound(j, &j->p->bounds[i]);
 }
 
 /* ---------------------------------------------------------------- calls */
 
 static bool job_start(struct job *j, const struct lm_scan_plan *p)
 {
-    memset(j, 0, sizeof *j);
-    if (!(j->cl = lm_device_cl()))
+    lm_cl *cl = lm_device_cl();
+    if (!cl)
         return false;
+    memset(j, 0, sizeof *j);
     j->p = p;
-    j->gpu = lm_cl_shape(j->cl) == LM_CL_SHAPE_GPU;
+    j->gpu = lm_cl_shape(cl) == LM_CL_SHAPE_GPU;
     j->n = (cl_uint)p->n;
     j->nb = (cl_uint)((p->n + 63) / 64);
-    cl_uint want = lm_cl_info(j->cl)->compute_units * 4;
-    j->units = j->nb < want ? j->nb : want;
-    j->per = j->units ? (j->nb + j->units - 1) / j->units : 1;
-    j->units = j->per ? (j->nb + j->per - 1) / j->per : 0;
-    lm_cl_lock(j->cl);
+    if (j->gpu) {
+        j->units = j->nb;
+        j->per = 1;
+    } else {
+        cl_uint want = lm_cl_info(cl)->compute_units * 4;
+        j->units = j->nb < want ? j->nb : want;
+        j->per = (j->nb + j->units - 1) / j->units;
+        j->units = (j->nb + j->per - 1) / j->per;
+    }
+    lm_cl_call_begin(&j->c, cl, "scan.cl");
     return true;
 }
 
-static void job_end(struct job *j)
+static void select_on_device(struct job *j, uint32_t *sel, size_t *k)
 {
-    job_release(j);
-    lm_cl_unlock(j->cl);
-}
-
-static void fell_back(atomic_flag *once, const char *what, cl_int st)
-{
-    lm_device_failed(once, what, st);
-    lm_device_trace(lm_scan_best()->name);
-}
-
-static cl_int select_on_device(struct job *j, uint32_t *sel, size_t *k)
-{
-    cl_uint units = j->gpu ? j->nb : j->units, per = j->gpu ? 1 : j->per;
-    cl_uint *counts = lm_alloc((size_t)units * sizeof *counts);
-    cl_mem cbuf, obuf, sbuf;
-    cl_kernel kc, ke;
-    cl_int st = counts ? run_filter(j) : CL_OUT_OF_HOST_MEMORY;
-    if (st || (st = buffer(j, counts, (size_t)units * sizeof *counts, true, &cbuf)) ||
-        (st = kernel(j, "scan_count", &kc)) || (st = kernel(j, "scan_emit", &ke)))
-        goto out;
-    st = ARG(kc, 0, j->mask) | ARG(kc, 1, j->nb) | ARG(kc, 2, per) | ARG(kc, 3, cbuf);
-    if (st || (st = launch(j, kc, units, j->gpu ? 0 : 1)) ||
-        (st = read_back(j, cbuf, counts, (size_t)units * sizeof *counts)))
-        goto out;
+    size_t cbytes = (size_t)j->units * sizeof(cl_uint);
+    cl_uint *counts = lm_alloc(cbytes);
+    if (!counts) {
+        j->c.st = CL_OUT_OF_HOST_MEMORY;
+        return;
+    }
+    run_filter(j);
+    cl_mem cbuf = lm_cl_call_host(&j->c, counts, cbytes, true);
+    cl_kernel kc = lm_cl_call_kernel(&j->c, "scan_count");
+    lm_cl_call_args(&j->c, kc, 0, 4, LM_CL_V(j->mask), LM_CL_V(j->nb), LM_CL_V(j->per),
+                    LM_CL_V(cbuf));
+    run_blocks(j, kc, false);
+    lm_cl_call_read(&j->c, cbuf, counts, cbytes);
     size_t total = 0;
-    for (cl_uint u = 0; u < units; u++) {
+    for (cl_uint u = 0; !j->c.st && u < j->units; u++) {
         cl_uint c = counts[u];
         counts[u] = (cl_uint)total; /* exclusive prefix: each unit's first slot */
         total += c;
     }
+    if (!j->c.st && total) {
+        cl_mem obuf = lm_cl_call_device(&j->c, counts, cbytes);
+        cl_mem sbuf = lm_cl_call_host(&j->c, sel, total * sizeof *sel, true);
+        cl_kernel ke = lm_cl_call_kernel(&j->c, "scan_emit");
+        lm_cl_call_args(&j->c, ke, 0, 5, LM_CL_V(j->mask), LM_CL_V(j->nb), LM_CL_V(j->per),
+                        LM_CL_V(obuf), LM_CL_V(sbuf));
+        run_blocks(j, ke, false);
+        lm_cl_call_read(&j->c, sbuf, sel, total * sizeof *sel);
+    }
     *k = total;
-    if (!total)
-        goto out;
-    if ((st = buffer(j, counts, (size_t)units * sizeof *counts, false, &obuf)) ||
-        (st = buffer(j, sel, total * sizeof *sel, true, &sbuf)))
-        goto out;
-    st = ARG(ke, 0, j->mask) | ARG(ke, 1, j->nb) | ARG(ke, 2, per) | ARG(ke, 3, obuf) |
-         ARG(ke, 4, sbuf);
-    if (!st && !(st = launch(j, ke, units, j->gpu ? 0 : 1)))
-        st = read_back(j, sbuf, sel, total * sizeof *sel);
-out:
     lm_free(counts);
-    return st;
 }
 
 static size_t cl_select(const struct lm_scan_plan *p, uint32_t *sel)
 {
     static atomic_flag once = ATOMIC_FLAG_INIT;
     struct job j;
+    size_t k = 0;
     if (p->none || !p->n) {
         lm_device_trace("opencl");
         return 0;
     }
-    if (!job_start(&j, p))
-        return lm_scan_best()->select(p, sel);
-    size_t k = 0;
-    cl_int st = select_on_device(&j, sel, &k);
-    job_end(&j);
-    if (!st) {
-        lm_device_trace("opencl");
-        return k;
+    if (job_start(&j, p)) {
+        select_on_device(&j, sel, &k);
+        if (!lm_device_call_end(&j.c, &once, "scan select"))
+            return k;
     }
-    fell_back(&once, "scan select", st);
+    lm_device_trace(lm_scan_best()->name);
     return lm_scan_best()->select(p, sel);
 }
 
@@ -296,42 +233,39 @@ static void combine(const cl_ulong *rec, cl_uint n_rec, bool gpu, enum lm_scan_t
     lm__scan_agg_finish(out, count, sum, min, max);
 }
 
-static cl_int aggregate_on_device(struct job *j, const void *col, enum lm_scan_type type,
-                                  struct lm_scan_agg *out)
+static void aggregate_on_device(struct job *j, const void *col, enum lm_scan_type type,
+                                struct lm_scan_agg *out)
 {
     static const char *const names[] = {
         [LM_SCAN_F32] = "scan_agg_f32", [LM_SCAN_I32] = "scan_agg_i32",
         [LM_SCAN_U8] = "scan_agg_u8", [LM_SCAN_I64] = "scan_agg_i64"};
     const struct lm_scan_plan *p = j->p;
-    cl_int masked = p->region.kind != LM_REGION_ALL || p->n_bounds, st = CL_SUCCESS;
+    cl_int masked = p->region.kind != LM_REGION_ALL || p->n_bounds;
     /* CPU shape: one work-item keeps all 16 lanes (a second one would read every
      * cache line again); GPU shape: a few work-groups per compute unit. */
-    cl_uint groups = (j->n + GPU_GROUP - 1) / GPU_GROUP, cap = lm_cl_info(j->cl)->compute_units * 8;
+    cl_uint groups = (j->n + GPU_GROUP - 1) / GPU_GROUP;
+    cl_uint cap = lm_cl_info(j->c.cl)->compute_units * 8;
     cl_uint n_rec = j->gpu ? (groups < cap ? groups : cap) : 1;
-    cl_ulong *rec = lm_alloc((size_t)n_rec * AGG_SLOTS * sizeof *rec);
-    cl_mem cbuf, rbuf, mask;
-    cl_kernel k;
-    if (!rec)
-        return CL_OUT_OF_HOST_MEMORY;
-    if ((masked && (st = run_filter(j))) ||
-        (!masked && (st = buffer(j, NULL, 0, false, &j->mask))) ||
-        (st = buffer(j, col, (size_t)j->n * type_size(type), false, &cbuf)) ||
-        (st = buffer(j, rec, (size_t)n_rec * AGG_SLOTS * sizeof *rec, true, &rbuf)) ||
-        (st = kernel(j, names[type], &k)))
-        goto out;
-    mask = j->mask;
-    st = ARG(k, 0, cbuf) | ARG(k, 1, j->n) | ARG(k, 2, mask) | ARG(k, 3, masked) |
-         ARG(k, 4, rbuf);
-    if (!st)
-        st = j->gpu ? launch(j, k, (size_t)n_rec * GPU_GROUP, GPU_GROUP)
-                    : launch(j, k, n_rec, 1);
-    if (!st)
-        st = read_back(j, rbuf, rec, (size_t)n_rec * AGG_SLOTS * sizeof *rec);
-    if (!st)
+    size_t rbytes = (size_t)n_rec * AGG_SLOTS * sizeof(cl_ulong);
+    cl_ulong *rec = lm_alloc(rbytes);
+    if (!rec) {
+        j->c.st = CL_OUT_OF_HOST_MEMORY;
+        return;
+    }
+    if (masked)
+        run_filter(j);
+    else
+        j->mask = lm_cl_call_device(&j->c, NULL, sizeof(cl_ulong)); /* unread */
+    cl_mem cbuf = lm_cl_call_host(&j->c, col, (size_t)j->n * type_size(type), false);
+    cl_mem rbuf = lm_cl_call_host(&j->c, rec, rbytes, true);
+    cl_kernel k = lm_cl_call_kernel(&j->c, names[type]);
+    lm_cl_call_args(&j->c, k, 0, 5, LM_CL_V(cbuf), LM_CL_V(j->n), LM_CL_V(j->mask),
+                    LM_CL_V(masked), LM_CL_V(rbuf));
+    lm_cl_call_run(&j->c, k, j->gpu ? (size_t)n_rec * GPU_GROUP : n_rec, j->gpu ? GPU_GROUP : 1);
+    lm_cl_call_read(&j->c, rbuf, rec, rbytes);
+    if (!j->c.st)
         combine(rec, n_rec, j->gpu, type, out);
-out:
     lm_free(rec);
-    return st;
 }
 
 static void cl_aggregate(const struct lm_scan_plan *p, const void *col,
@@ -344,17 +278,12 @@ static void cl_aggregate(const struct lm_scan_plan *p, const void *col,
         lm_device_trace("opencl");
         return;
     }
-    if (!job_start(&j, p)) {
-        lm_scan_best()->aggregate(p, col, type, out);
-        return;
+    if (job_start(&j, p)) {
+        aggregate_on_device(&j, col, type, out);
+        if (!lm_device_call_end(&j.c, &once, "scan aggregate"))
+            return;
     }
-    cl_int st = aggregate_on_device(&j, col, type, out);
-    job_end(&j);
-    if (!st) {
-        lm_device_trace("opencl");
-        return;
-    }
-    fell_back(&once, "scan aggregate", st);
+    lm_device_trace(lm_scan_best()->name);
     lm_scan_best()->aggregate(p, col, type, out);
 }
 
@@ -376,7 +305,7 @@ const struct lm_scan_table *lm_scan_opencl(void)
         return NULL;
     cl_kernel k;
     lm_cl_lock(cl);
-    int rc = lm_cl_kernel(cl, FILE_CL, "scan_region", &k, NULL);
+    int rc = lm_cl_kernel(cl, "scan.cl", "scan_region", &k, NULL);
     lm_cl_unlock(cl);
     atomic_store(&usable, rc ? -1 : 1);
     return rc ? NULL : &lm__scan_cl_table;
