@@ -551,11 +551,11 @@ int lm_cl_kernel(lm_cl *cl, const char *file, const char *name, cl_kernel *out,
 
 int lm_cl_host_buffer(lm_cl *cl, void *host, size_t bytes, bool write, cl_mem *out)
 {
-    static char dummy[1];
+    static char dummy[64]; /* what a kernel might read of an unused argument */
     cl_mem_flags rw = write ? CL_MEM_READ_WRITE : CL_MEM_READ_ONLY, how;
     if (!bytes || !host) {
         host = dummy;
-        bytes = 1;
+        bytes = sizeof dummy;
     }
     if (cl->info.host_unified)
         how = CL_MEM_USE_HOST_PTR;

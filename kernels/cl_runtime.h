@@ -106,7 +106,8 @@ int lm_cl_kernel(lm_cl *cl, const char *file, const char *name, cl_kernel *out,
 
 /* A buffer over host memory for one call: on a host-unified device it wraps `host`
  * (CL_MEM_USE_HOST_PTR, no copy); elsewhere it is a device copy of it (write: the
- * caller reads it back). bytes may be 0 (a 1-byte dummy). The caller releases it. */
+ * caller reads it back). bytes 0 or host NULL: a small zeroed dummy (for an argument a
+ * kernel does not use). The caller releases it. */
 int lm_cl_host_buffer(lm_cl *cl, void *host, size_t bytes, bool write, cl_mem *out);
 
 /* After kernels wrote a buffer made by lm_cl_host_buffer(write = true) over host,

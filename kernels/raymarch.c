@@ -23,6 +23,8 @@ int lm_ray_grid_build(const struct lm_voxel *vox, size_t n, float voxel_size,
 {
     if (!out || (n && !vox) || !(voxel_size > 0) || !isfinite(voxel_size))
         return LM_EBADARG;
+    if (n >= UINT32_MAX)
+        return LM_ELIMIT;
     struct lm_ray_grid g = {.voxel_size = voxel_size, .inv_voxel = 1.0f / voxel_size};
     int64_t lo[3] = {INT64_MAX, INT64_MAX, INT64_MAX}, hi[3] = {INT64_MIN, INT64_MIN, INT64_MIN};
     for (size_t i = 0; i < n; i++)
@@ -40,15 +42,18 @@ int lm_ray_grid_build(const struct lm_voxel *vox, size_t n, float voxel_size,
             return LM_ELIMIT;
         g.bricks[a] = (uint32_t)span;
         g.origin[a] = (float)((double)lo[a] * LM_RAY_BRICK * voxel_size);
+        g.coarse_dim[a] = (g.bricks[a] + LM_RAY_COARSE - 1) / LM_RAY_COARSE;
         n_table *= span;
     }
+    size_t n_coarse = (size_t)g.coarse_dim[0] * g.coarse_dim[1] * g.coarse_dim[2];
     if (n_table > LM_RAY_MAX_BRICKS)
         return LM_ELIMIT;
     int rc = -ENOMEM;
     g.brick_index = lm_alloc(n_table * sizeof *g.brick_index);
+    g.coarse = lm_calloc(n_coarse + 3, 1); /* +3: 4-byte gathers of the last cells */
     g.count = lm_alloc((n ? n : 1) * sizeof *g.count);
     g.sh = lm_alloc((n ? n : 1) * 12 * sizeof *g.sh);
-    if (!g.brick_index || !g.count || !g.sh)
+    if (!g.brick_index || !g.coarse || !g.count || !g.sh)
         goto fail;
     memset(g.brick_index, 0xff, n_table * sizeof *g.brick_index); /* -1: empty */
     /* Bricks in the order voxels first touch them, then the voxels into their slots. */
@@ -65,27 +70,40 @@ int lm_ray_grid_build(const struct lm_voxel *vox, size_t n, float voxel_size,
             if (pass == 0) {
                 if (g.brick_index[bt] < 0)
                     g.brick_index[bt] = (int32_t)g.n_bricks++;
+                g.coarse[((size_t)(b[2] / LM_RAY_COARSE) * g.coarse_dim[1] +
+                          (size_t)(b[1] / LM_RAY_COARSE)) * g.coarse_dim[0] +
+                         (size_t)(b[0] / LM_RAY_COARSE)] = 1;
                 continue;
             }
-            uint32_t *s = &g.slot[(size_t)g.brick_index[bt] * LM_RAY_BRICK_VOXELS +
-                                  (size_t)((c[2] % 8 * 8 + c[1] % 8) * 8 + c[0] % 8)];
+            size_t bi = (size_t)g.brick_index[bt];
+            uint32_t l = (uint32_t)((c[2] % 8 * 8 + c[1] % 8) * 8 + c[0] % 8);
+            uint32_t *s = &g.slot[bi * LM_RAY_BRICK_VOXELS + l];
             if (*s) {
                 rc = LM_EBADARG; /* the same voxel twice */
                 goto fail;
             }
-            uint32_t v = g.n_voxels++;
-            *s = v + 1;
-            g.count[v] = vox[i].count;
-            memcpy(&g.sh[(size_t)v * 12], vox[i].sh, 12 * sizeof(float));
+            *s = (uint32_t)i + 1; /* the input voxel, numbered below */
+            g.occ[bi * 16 + l / 32] |= 1u << (l % 32);
         }
         if (pass == 0 && g.n_bricks > LM_RAY_MAX_BRICKS / LM_RAY_BRICK_VOXELS) {
             rc = LM_ELIMIT; /* slot indices must fit an int32 (AVX2 gathers) */
             goto fail;
         }
-        if (pass == 0 &&
-            !(g.slot = lm_calloc((size_t)(g.n_bricks ? g.n_bricks : 1) * LM_RAY_BRICK_VOXELS,
-                                 sizeof *g.slot)))
+        size_t pool = g.n_bricks ? g.n_bricks : 1;
+        if (pass == 0 && (!(g.slot = lm_calloc(pool * LM_RAY_BRICK_VOXELS, sizeof *g.slot)) ||
+                          !(g.occ = lm_calloc(pool * 16, sizeof *g.occ))))
             goto fail;
+    }
+    /* Voxels numbered brick by brick, so that a ray crossing a brick reads its voxels'
+     * aggregates from nearby memory. */
+    for (size_t s = 0; s < (size_t)g.n_bricks * LM_RAY_BRICK_VOXELS; s++) {
+        if (!g.slot[s])
+            continue;
+        const struct lm_voxel *in = &vox[g.slot[s] - 1];
+        uint32_t v = g.n_voxels++;
+        g.slot[s] = v + 1;
+        g.count[v] = in->count;
+        memcpy(&g.sh[(size_t)v * 12], in->sh, 12 * sizeof(float));
     }
     g.id = atomic_fetch_add(&next_grid_id, 1);
     g.version = 1;
@@ -100,12 +118,15 @@ void lm_ray_grid_free(struct lm_ray_grid *g)
 {
     if (!g)
         return;
+    lm_free(g->coarse);
     lm_free(g->brick_index);
+    lm_free(g->occ);
     lm_free(g->slot);
     lm_free(g->count);
     lm_free(g->sh);
+    g->coarse = NULL;
     g->brick_index = NULL;
-    g->slot = g->count = NULL;
+    g->occ = g->slot = g->count = NULL;
     g->sh = NULL;
 }
 
@@ -131,11 +152,13 @@ const struct lm_ray_table *lm_ray_best(void)
 static bool grid_ok(const struct lm_ray_grid *g)
 {
     if (!(g->voxel_size > 0) || !isfinite(g->voxel_size) || !(g->inv_voxel > 0) ||
-        !isfinite(g->inv_voxel) || !g->brick_index || !g->slot || !g->count || !g->sh)
+        !isfinite(g->inv_voxel) || !g->coarse || !g->brick_index || !g->occ || !g->slot ||
+        !g->count || !g->sh)
         return false;
     for (int a = 0; a < 3; a++)
         if (!isfinite(g->origin[a]) || !g->bricks[a] ||
-            g->bricks[a] > LM_RAY_MAX_VOXELS_PER_AXIS / LM_RAY_BRICK)
+            g->bricks[a] > LM_RAY_MAX_VOXELS_PER_AXIS / LM_RAY_BRICK ||
+            g->coarse_dim[a] != (g->bricks[a] + LM_RAY_COARSE - 1) / LM_RAY_COARSE)
             return false;
     return true;
 }

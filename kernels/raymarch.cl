@@ -1,4 +1,4 @@
-/* raymarch.cl - the ray march: the OpenCL twin of raymarch_scalar.c (rules (1)-(4) of
+/* raymarch.cl - the ray march: the OpenCL twin of raymarch_scalar.c (rules (1)-(3) of
  * raymarch.h; FP_CONTRACT off, correctly rounded divide). Each work-item marches the
  * rays [gid*per, (gid+1)*per): a contiguous range on a CPU device, one ray on a GPU. */
 #pragma OPENCL FP_CONTRACT OFF
@@ -13,21 +13,14 @@ struct ray_out {
     uint hits;
 };
 
-/* lm_sh_eval of engine/sh.c, operation for operation. */
-inline float sh_eval(__global const float *s, uint count, float3 d)
+/* lm_sh_eval of engine/sh.c toward (dx, dy, dz), operation for operation; scale is its
+ * 4 pi / count. */
+inline float sh_eval(__global const float *s, float scale, float dx, float dy, float dz)
 {
-    float y1 = SH_C1 * d.y, y2 = SH_C1 * d.z, y3 = SH_C1 * d.x;
-    const float four_pi = 12.566370614359172f;
+    float y1 = SH_C1 * dy, y2 = SH_C1 * dz, y3 = SH_C1 * dx;
     float v = s[0] * SH_C0 + ((s[1] * y1 + s[2] * y2) + s[3] * y3) * (1.0f / 3.0f);
-    v *= four_pi / (float)count;
+    v *= scale;
     return v > 0.0f ? v : 0.0f;
-}
-
-inline int argmin3(float t0, float t1, float t2)
-{
-    int a = t1 < t0 ? 1 : 0;
-    float m = a ? t1 : t0;
-    return t2 < m ? 2 : a;
 }
 
 inline int cell_of(float q, int lo, int hi)
@@ -39,11 +32,12 @@ inline int cell_of(float q, int lo, int hi)
     return (int)q;
 }
 
-/* origin_inv = (origin x, y, z, inv_voxel); bricks = (x, y, z, 0). */
+/* origin_inv = (origin x, y, z, inv_voxel); bricks and coarse = (x, y, z, 0). */
 __kernel void ray_march(__global const float *rays, uint n, float4 origin_inv,
-                        float voxel_size, int4 bricks, __global const int *brick_index,
-                        __global const uint *slot, __global const uint *count,
-                        __global const float *sh, uint max_hits,
+                        float voxel_size, int4 bricks, int4 coarse_dim,
+                        __global const uchar *coarse, __global const int *brick_index,
+                        __global const uint *occ, __global const uint *slot,
+                        __global const uint *count, __global const float *sh, uint max_hits,
                         __global struct ray_out *out, uint per)
 {
     uint i0 = get_global_id(0) * per, i1 = min(n, i0 + per);
@@ -53,17 +47,17 @@ __kernel void ray_march(__global const float *rays, uint n, float4 origin_inv,
         float org[3] = {origin_inv.x, origin_inv.y, origin_inv.z};
         int nb[3] = {bricks.x, bricks.y, bricks.z};
         float p[3], inv[3] = {0.0f, 0.0f, 0.0f};
-        int step[3], dim[3], cell[3], b[3];
+        int step[3], dim[3], cell[3];
         float tnear = 0.0f, tfar = r.s3 * origin_inv.w;
-        float3 back = (float3)(-d[0], -d[1], -d[2]);
         struct ray_out res = {{-1, -1, -1}, INFINITY, {0.0f, 0.0f, 0.0f}, 0};
-        bool miss = false;
+        bool done = false;
+        /* (1) */
         for (int a = 0; a < 3; a++) {
             p[a] = (o[a] - org[a]) * origin_inv.w;
             dim[a] = nb[a] * 8;
             step[a] = d[a] > 0.0f ? 1 : d[a] < 0.0f ? -1 : 0;
             if (!step[a]) {
-                miss = miss || !(p[a] >= 0.0f && p[a] <= (float)dim[a]);
+                done = done || !(p[a] >= 0.0f && p[a] <= (float)dim[a]);
                 continue;
             }
             inv[a] = 1.0f / d[a];
@@ -72,59 +66,58 @@ __kernel void ray_march(__global const float *rays, uint n, float4 origin_inv,
             tnear = lo > tnear ? lo : tnear;
             tfar = hi < tfar ? hi : tfar;
         }
-        bool done = miss || !(tnear <= tfar);
+        done = done || !(tnear <= tfar);
         float t = tnear;
         for (int a = 0; a < 3; a++)
             cell[a] = cell_of(p[a] + d[a] * t, 0, dim[a] - 1);
         while (!done) {
-            for (int a = 0; a < 3; a++)
-                b[a] = cell[a] >> 3;
-            int bi = brick_index[((size_t)b[2] * nb[1] + b[1]) * nb[0] + b[0]];
+            /* the level to cross: 32-cell, brick, or voxel (checked for a hit first) */
+            int shift = 0;
+            size_t ci = ((size_t)(cell[2] >> 5) * coarse_dim.y + (cell[1] >> 5)) * coarse_dim.x +
+                        (cell[0] >> 5);
+            if (!coarse[ci]) {
+                shift = 5;
+            } else {
+                int bi = brick_index[((size_t)(cell[2] >> 3) * nb[1] + (cell[1] >> 3)) * nb[0] +
+                                     (cell[0] >> 3)];
+                if (bi < 0) {
+                    shift = 3;
+                } else {
+                    uint l = (uint)(((cell[2] & 7) * 8 + (cell[1] & 7)) * 8 + (cell[0] & 7));
+                    if ((occ[(size_t)bi * 16 + l / 32] >> (l % 32)) & 1) {
+                        uint v = slot[(size_t)bi * 512 + l] - 1;
+                        if (!res.hits) {
+                            for (int a = 0; a < 3; a++)
+                                res.voxel[a] = cell[a];
+                            res.t_hit = t * voxel_size;
+                        }
+                        float scale = 12.566370614359172f / (float)count[v];
+                        for (int ch = 0; ch < 3; ch++)
+                            res.radiance[ch] += sh_eval(sh + (size_t)v * 12 + ch * 4, scale,
+                                                        -d[0], -d[1], -d[2]);
+                        if (++res.hits == max_hits)
+                            break;
+                    }
+                }
+            }
+            /* (2) the step */
+            int S = 1 << shift, lo[3];
             float tn[3];
-            if (bi < 0) {
-                for (int a = 0; a < 3; a++)
-                    tn[a] = step[a] ? ((float)(b[a] * 8 + (step[a] > 0 ? 8 : 0)) - p[a]) * inv[a]
-                                    : INFINITY;
-                int ax = argmin3(tn[0], tn[1], tn[2]);
-                t = tn[ax];
-                b[ax] += step[ax];
-                if (t > tfar || b[ax] < 0 || b[ax] >= nb[ax])
-                    break;
-                for (int a = 0; a < 3; a++)
-                    cell[a] = a == ax ? (step[a] > 0 ? b[a] * 8 : b[a] * 8 + 7)
-                                      : cell_of(p[a] + d[a] * t, b[a] * 8, b[a] * 8 + 7);
-                continue;
+            for (int a = 0; a < 3; a++) {
+                lo[a] = cell[a] >> shift << shift;
+                tn[a] = step[a] ? ((float)(lo[a] + (step[a] > 0 ? S : 0)) - p[a]) * inv[a]
+                                : INFINITY;
             }
-            __global const uint *slots = slot + (size_t)bi * 512;
-            for (int a = 0; a < 3; a++)
-                tn[a] = step[a] ? ((float)(cell[a] + (step[a] > 0)) - p[a]) * inv[a] : INFINITY;
-            for (;;) {
-                uint s = slots[((cell[2] & 7) * 8 + (cell[1] & 7)) * 8 + (cell[0] & 7)];
-                if (s) {
-                    uint v = s - 1;
-                    if (!res.hits) {
-                        for (int a = 0; a < 3; a++)
-                            res.voxel[a] = cell[a];
-                        res.t_hit = t * voxel_size;
-                    }
-                    for (int ch = 0; ch < 3; ch++)
-                        res.radiance[ch] += sh_eval(sh + (size_t)v * 12 + ch * 4, count[v], back);
-                    if (++res.hits == max_hits) {
-                        done = true;
-                        break;
-                    }
-                }
-                int ax = argmin3(tn[0], tn[1], tn[2]);
-                t = tn[ax];
-                cell[ax] += step[ax];
-                if (t > tfar || cell[ax] < 0 || cell[ax] >= dim[ax]) {
-                    done = true;
-                    break;
-                }
-                tn[ax] = ((float)(cell[ax] + (step[ax] > 0)) - p[ax]) * inv[ax];
-                if (cell[ax] >> 3 != b[ax])
-                    break;
+            int ax = tn[1] < tn[0] ? 1 : 0;
+            ax = tn[2] < tn[ax] ? 2 : ax;
+            t = tn[ax];
+            lo[ax] += step[ax] * S;
+            for (int a = 0; a < 3; a++) {
+                int hi = min(lo[a] + S - 1, dim[a] - 1);
+                cell[a] = a == ax ? (step[a] > 0 ? lo[a] : hi)
+                                  : cell_of(p[a] + d[a] * t, lo[a], hi);
             }
+            done = t > tfar || cell[ax] < 0 || cell[ax] >= dim[ax];
         }
         out[i] = res;
     }

@@ -3,8 +3,8 @@
  * kernels/scan.h; FP_CONTRACT is off so that no multiply-add is fused.
  *
  * Rows go in blocks of 64; each block's matches are one ulong of a mask buffer.
- *  scan_region   writes the mask of the region test (scan_all: every row's bit);
- *  scan_bound_*  ANDs one compiled predicate into it;
+ *  scan_filter   writes the mask of the region test and up to four predicates;
+ *  scan_bound_*  ANDs one more compiled predicate into it;
  *  scan_count    counts the matches of each unit (a range of `per` blocks),
  *  scan_emit     writes their row indices from each unit's offset;
  *  scan_agg_*    aggregates one column over the matches (or over every row).
@@ -26,6 +26,11 @@
 #define REGION_BOX 1
 #define REGION_SPHERE 2
 #define REGION_FRUSTUM 3
+
+#define TYPE_F32 1 /* enum lm_scan_type */
+#define TYPE_I32 2
+#define TYPE_U8 3
+#define TYPE_I64 4
 
 /* Region parameters: BOX pa.s012 = min, pa.s345 = max; SPHERE pa.s012 = centre,
  * pa.s3 = r*r; FRUSTUM planes 0-3 in pa, 4-5 in pb, four coefficients each. */
@@ -124,30 +129,81 @@ inline ulong region_bits64(int kind, const float16 *pa, const float8 *pb,
 #define UNIT_BLOCKS(nb, per)                                                              \
     uint b0 = get_global_id(0) * (per), b1 = min((uint)(nb), b0 + (per))
 
-__kernel void scan_region(__global const float *x, __global const float *y,
-                          __global const float *z, uint n, int kind, float16 pa, float8 pb,
-                          __global ulong *mask, uint per)
+/* The bits of one predicate lo <= v <= hi over the rows [r, r + rows) of a block
+ * (rows <= 64, all inside the column). V loads GROUP values, whose compare gives lane
+ * masks of type M, turned into bits by VEC_BITS; a full block takes GROUPS loads. */
+#define BOUND_BITS(NAME, T, M, VEC_BITS, VLOAD, GROUP, GROUPS)                             \
+    inline ulong NAME(__global const T *col, size_t r, uint rows, T lo, T hi)              \
+    {                                                                                      \
+        ulong in = 0;                                                                      \
+        if (rows < 64) {                                                                   \
+            for (uint j = 0; j < rows; j++)                                                \
+                in |= (ulong)(col[r + j] >= lo && col[r + j] <= hi) << j;                  \
+            return in;                                                                     \
+        }                                                                                  \
+        for (uint g = 0; g < GROUPS; g++) {                                                \
+            size_t i = r / GROUP + g;                                                      \
+            M t = (VLOAD(i, col) >= lo) & (VLOAD(i, col) <= hi);                           \
+            in |= VEC_BITS(&t) << (GROUP * g);                                             \
+        }                                                                                  \
+        return in;                                                                         \
+    }
+
+BOUND_BITS(bits_f32, float, int16, bits16, vload16, 16, 4)
+BOUND_BITS(bits_i32, int, int16, bits16, vload16, 16, 4)
+BOUND_BITS(bits_u8, uchar, char16, bits16c, vload16, 16, 4)
+BOUND_BITS(bits_i64, long, long8, bits8l, vload8, 8, 8)
+
+/* Predicate j of a block as bits (types as enum lm_scan_type; bounds as long bits). */
+inline ulong pred_bits(int type, __global const uchar *col, long lo, long hi, size_t r,
+                       uint rows)
 {
+    switch (type) {
+    case TYPE_F32:
+        return bits_f32((__global const float *)col, r, rows, as_float((int)lo), as_float((int)hi));
+    case TYPE_I32: return bits_i32((__global const int *)col, r, rows, (int)lo, (int)hi);
+    case TYPE_U8: return bits_u8(col, r, rows, (uchar)lo, (uchar)hi);
+    }
+    return bits_i64((__global const long *)col, r, rows, lo, hi);
+}
+
+/* The mask of the region (kind ALL: every row) and up to four predicates: column
+ * c[j] of type ptype[j] (0: none), negated when pneg[j], bounds plo[j], phi[j]. A block
+ * stops reading predicate columns once its mask is empty. */
+__kernel void scan_filter(__global const float *x, __global const float *y,
+                          __global const float *z, uint n, int kind, float16 pa, float8 pb,
+                          __global const uchar *c0, __global const uchar *c1,
+                          __global const uchar *c2, __global const uchar *c3, int4 ptype,
+                          int4 pneg, long4 plo, long4 phi, __global ulong *mask, uint per)
+{
+    __global const uchar *col[4] = {c0, c1, c2, c3};
+    const int type[4] = {ptype.x, ptype.y, ptype.z, ptype.w};
+    const int neg[4] = {pneg.x, pneg.y, pneg.z, pneg.w};
+    const long lo[4] = {plo.x, plo.y, plo.z, plo.w}, hi[4] = {phi.x, phi.y, phi.z, phi.w};
     uint nb = (n + 63) / 64;
     UNIT_BLOCKS(nb, per);
     for (uint b = b0; b < b1; b++) {
         size_t r = (size_t)b * 64;
         uint rows = min(64u, n - (uint)r);
         ulong m = 0;
-        if (rows == 64) {
+        if (kind == REGION_ALL) {
+            m = valid_bits(rows);
+        } else if (rows == 64) {
             m = region_bits64(kind, &pa, &pb, x, y, z, r);
         } else {
             for (uint j = 0; j < rows; j++)
                 m |= (ulong)region_row(kind, pa, pb, x[r + j], y[r + j], z[r + j]) << j;
         }
+        for (int j = 0; j < 4 && type[j] && m; j++) {
+            ulong in = pred_bits(type[j], col[j], lo[j], hi[j], r, rows);
+            m &= neg[j] ? ~in : in;
+        }
         mask[b] = m;
     }
 }
 
-/* One predicate lo <= v <= hi (negated: outside) ANDed into the mask; blocks whose
- * mask is already empty are not read. VLOAD loads GROUP values, whose compare gives
- * lane masks of type M, turned into bits by VEC_BITS; a block takes GROUPS loads. */
-#define SCAN_BOUND(NAME, T, M, VEC_BITS, VLOAD, GROUP, GROUPS)                             \
+/* One more predicate (past the first four) ANDed into the mask. */
+#define SCAN_BOUND(NAME, T, BITS)                                                          \
     __kernel void NAME(__global const T *col, uint n, T lo, T hi, int negate,              \
                        __global ulong *mask, uint per)                                    \
     {                                                                                      \
@@ -157,27 +213,15 @@ __kernel void scan_region(__global const float *x, __global const float *y,
             ulong m = mask[b];                                                             \
             if (!m)                                                                        \
                 continue;                                                                  \
-            size_t r = (size_t)b * 64;                                                     \
-            uint rows = min(64u, n - (uint)r);                                             \
-            ulong in = 0;                                                                  \
-            if (rows == 64) {                                                              \
-                for (uint g = 0; g < GROUPS; g++) {                                        \
-                    size_t i = r / GROUP + g;                                              \
-                    M t = (VLOAD(i, col) >= lo) & (VLOAD(i, col) <= hi);                   \
-                    in |= VEC_BITS(&t) << (GROUP * g);                                     \
-                }                                                                          \
-            } else {                                                                       \
-                for (uint j = 0; j < rows; j++)                                            \
-                    in |= (ulong)(col[r + j] >= lo && col[r + j] <= hi) << j;              \
-            }                                                                              \
+            ulong in = BITS(col, (size_t)b * 64, min(64u, n - b * 64), lo, hi);            \
             mask[b] = m & (negate ? ~in : in);                                             \
         }                                                                                  \
     }
 
-SCAN_BOUND(scan_bound_f32, float, int16, bits16, vload16, 16, 4)
-SCAN_BOUND(scan_bound_i32, int, int16, bits16, vload16, 16, 4)
-SCAN_BOUND(scan_bound_u8, uchar, char16, bits16c, vload16, 16, 4)
-SCAN_BOUND(scan_bound_i64, long, long8, bits8l, vload8, 8, 8)
+SCAN_BOUND(scan_bound_f32, float, bits_f32)
+SCAN_BOUND(scan_bound_i32, int, bits_i32)
+SCAN_BOUND(scan_bound_u8, uchar, bits_u8)
+SCAN_BOUND(scan_bound_i64, long, bits_i64)
 
 #else /* LM_GPU_SHAPE */
 
@@ -196,16 +240,41 @@ inline ulong gather_bits(bool in, __local uint *words)
     return (ulong)words[0] | (ulong)words[1] << 32;
 }
 
-/* Items past the last row read the last row (the compiler may load before it tests
- * the index) and drop the result. */
-__kernel void scan_region(__global const float *x, __global const float *y,
+inline bool pred_row(int type, __global const uchar *col, long lo, long hi, size_t i)
+{
+    switch (type) {
+    case TYPE_F32: {
+        float v = ((__global const float *)col)[i];
+        return v >= as_float((int)lo) && v <= as_float((int)hi);
+    }
+    case TYPE_I32: {
+        int v = ((__global const int *)col)[i];
+        return v >= (int)lo && v <= (int)hi;
+    }
+    case TYPE_U8: return col[i] >= (uchar)lo && col[i] <= (uchar)hi;
+    }
+    long v = ((__global const long *)col)[i];
+    return v >= lo && v <= hi;
+}
+
+/* One item per row; items past the last row read the last row (the compiler may load
+ * before it tests the index) and drop the result. */
+__kernel void scan_filter(__global const float *x, __global const float *y,
                           __global const float *z, uint n, int kind, float16 pa, float8 pb,
-                          __global ulong *mask, uint per)
+                          __global const uchar *c0, __global const uchar *c1,
+                          __global const uchar *c2, __global const uchar *c3, int4 ptype,
+                          int4 pneg, long4 plo, long4 phi, __global ulong *mask, uint per)
 {
     __local uint words[2];
-    size_t i = get_global_id(0), j = min(i, (size_t)n - 1);
-    bool in = region_row(kind, pa, pb, x[j], y[j], z[j]) && i < n;
-    ulong m = gather_bits(in, words);
+    __global const uchar *col[4] = {c0, c1, c2, c3};
+    const int type[4] = {ptype.x, ptype.y, ptype.z, ptype.w};
+    const int neg[4] = {pneg.x, pneg.y, pneg.z, pneg.w};
+    const long lo[4] = {plo.x, plo.y, plo.z, plo.w}, hi[4] = {phi.x, phi.y, phi.z, phi.w};
+    size_t i = get_global_id(0), j = min(i, (size_t)n - 1), jr = kind == REGION_ALL ? 0 : j;
+    bool in = kind == REGION_ALL || region_row(kind, pa, pb, x[jr], y[jr], z[jr]);
+    for (int k = 0; k < 4 && type[k]; k++)
+        in = in && pred_row(type[k], col[k], lo[k], hi[k], j) != neg[k];
+    ulong m = gather_bits(in && i < n, words);
     if (get_local_id(0) == 0)
         mask[get_group_id(0)] = m;
 }
@@ -234,16 +303,6 @@ SCAN_BOUND(scan_bound_i64, long)
 #endif /* LM_GPU_SHAPE */
 
 /* ---------------------------------------------------------------- both shapes */
-
-/* The mask of every row (a scan with predicates and no region). */
-__kernel void scan_all(uint n, __global ulong *mask, uint per)
-{
-    uint nb = (n + 63) / 64;
-    UNIT_BLOCKS(nb, per);
-    for (uint b = b0; b < b1; b++)
-        mask[b] = valid_bits(min(64u, n - b * 64));
-}
-
 
 /* Matches of each unit (blocks [u*per, (u+1)*per)). */
 __kernel void scan_count(__global const ulong *mask, uint nb, uint per,
@@ -297,7 +356,16 @@ __kernel void scan_emit(__global const ulong *mask, uint nb, uint per,
         V vlo = (V)VLO0, vhi = (V)VHI0;                                                    \
         ulong count = 0;                                                                   \
         size_t full = n & ~(size_t)15;                                                     \
-        for (size_t r0 = 0; r0 < full; r0 += 16) {                                         \
+        if (!masked && own == 0xffffu) { /* every row: no lane masks */                    \
+            for (size_t r0 = 0; r0 < full; r0 += 16) {                                     \
+                V v = LOAD(r0 / 16, col);                                                  \
+                acc += TO_ACC(v);                                                          \
+                vlo = select(vlo, v, TO_M(v < vlo));                                       \
+                vhi = select(vhi, v, TO_M(v > vhi));                                       \
+            }                                                                              \
+            count = full;                                                                  \
+        }                                                                                  \
+        for (size_t r0 = 0; r0 < full && (masked || own != 0xffffu); r0 += 16) {           \
             uint bits = (masked ? (uint)(mask[r0 / 64] >> (r0 % 64)) : 0xffffu) & own;    \
             if (!bits)                                                                     \
                 continue;                                                                  \

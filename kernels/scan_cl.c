@@ -3,7 +3,8 @@
  * shares host memory (PoCL); elsewhere they are copied for the call.
  *
  * A filtered scan first builds the plan's match mask on the device (one ulong per 64
- * rows: the region kernel, then one kernel per predicate), then either compacts it
+ * rows: the region and up to four predicates in one pass, then one pass per further
+ * predicate), then either compacts it
  * into row indices (count per unit, offsets on the host, emit) or aggregates a column
  * over it. Launch shapes: see the comment at the top of scan.cl. Any OpenCL failure
  * answers through lm_scan_best() (logged once) so a scan never fails here. */
@@ -45,40 +46,27 @@ static void run_blocks(struct job *j, cl_kernel k, bool rows)
 
 /* ---------------------------------------------------------------- the match mask */
 
-static void run_region(struct job *j)
-{
-    const struct lm_scan_plan *p = j->p;
-    const struct lm_region *r = &p->region;
-    cl_float16 pa = {{0}};
-    cl_float8 pb = {{0}};
-    cl_int kind = (cl_int)r->kind;
-    size_t bytes = (size_t)j->n * sizeof(float);
+#define FUSED_PREDS 4 /* scan.cl: predicates scan_filter takes along with the region */
 
-    if (kind == LM_REGION_ALL) {
-        cl_kernel k = lm_cl_call_kernel(&j->c, "scan_all");
-        lm_cl_call_args(&j->c, k, 0, 3, LM_CL_V(j->n), LM_CL_V(j->mask), LM_CL_V(j->per));
-        run_blocks(j, k, false);
+/* lo and hi of a compiled predicate as the bits of a long, as scan.cl reads them. */
+static void bound_bits(const struct lm_scan_bound *b, cl_long *lo, cl_long *hi)
+{
+    switch (b->type) {
+    case LM_SCAN_F32: {
+        int32_t l, h;
+        memcpy(&l, &b->range.f32[0], 4);
+        memcpy(&h, &b->range.f32[1], 4);
+        *lo = l;
+        *hi = h;
         return;
     }
-    if (kind == LM_REGION_BOX) {
-        memcpy(&pa.s[0], r->min, sizeof r->min);
-        memcpy(&pa.s[3], r->max, sizeof r->max);
-    } else if (kind == LM_REGION_SPHERE) {
-        memcpy(&pa.s[0], r->center, sizeof r->center);
-        pa.s[3] = p->r2;
-    } else {
-        memcpy(&pa.s[0], r->planes[0], 16 * sizeof(float));
-        memcpy(&pb.s[0], r->planes[4], 8 * sizeof(float));
+    case LM_SCAN_I32: *lo = b->range.i32[0], *hi = b->range.i32[1]; return;
+    case LM_SCAN_U8: *lo = b->range.u8[0], *hi = b->range.u8[1]; return;
+    case LM_SCAN_I64: *lo = b->range.i64[0], *hi = b->range.i64[1]; return;
     }
-    cl_mem x = lm_cl_call_host(&j->c, p->x, bytes, false);
-    cl_mem y = lm_cl_call_host(&j->c, p->y, bytes, false);
-    cl_mem z = lm_cl_call_host(&j->c, p->z, bytes, false);
-    cl_kernel k = lm_cl_call_kernel(&j->c, "scan_region");
-    lm_cl_call_args(&j->c, k, 0, 9, LM_CL_V(x), LM_CL_V(y), LM_CL_V(z), LM_CL_V(j->n),
-                    LM_CL_V(kind), LM_CL_V(pa), LM_CL_V(pb), LM_CL_V(j->mask), LM_CL_V(j->per));
-    run_blocks(j, k, true);
 }
 
+/* One predicate past the first FUSED_PREDS, ANDed into the mask. */
 static void run_bound(struct job *j, const struct lm_scan_bound *b)
 {
     static const char *const names[] = {
@@ -95,13 +83,52 @@ static void run_bound(struct job *j, const struct lm_scan_bound *b)
     run_blocks(j, k, true);
 }
 
-/* Builds j->mask: the region, then every predicate. */
+/* Builds j->mask: the region and the first predicates in one pass, then the rest. */
 static void run_filter(struct job *j)
 {
+    const struct lm_scan_plan *p = j->p;
+    const struct lm_region *r = &p->region;
+    cl_float16 pa = {{0}};
+    cl_float8 pb = {{0}};
+    cl_int kind = (cl_int)r->kind;
+    cl_int4 type = {{0}}, neg = {{0}};
+    cl_long4 lo = {{0}}, hi = {{0}};
+    size_t bytes = kind == LM_REGION_ALL ? 0 : (size_t)j->n * sizeof(float);
+
     j->mask = lm_cl_call_device(&j->c, NULL, (size_t)j->nb * sizeof(cl_ulong));
-    run_region(j);
-    for (uint32_t i = 0; i < j->p->n_bounds; i++)
-        run_bound(j, &j->p->bounds[i]);
+    if (kind == LM_REGION_BOX) {
+        memcpy(&pa.s[0], r->min, sizeof r->min);
+        memcpy(&pa.s[3], r->max, sizeof r->max);
+    } else if (kind == LM_REGION_SPHERE) {
+        memcpy(&pa.s[0], r->center, sizeof r->center);
+        pa.s[3] = p->r2;
+    } else if (kind == LM_REGION_FRUSTUM) {
+        memcpy(&pa.s[0], r->planes[0], 16 * sizeof(float));
+        memcpy(&pb.s[0], r->planes[4], 8 * sizeof(float));
+    }
+    cl_mem x = lm_cl_call_host(&j->c, bytes ? p->x : NULL, bytes, false);
+    cl_mem y = lm_cl_call_host(&j->c, bytes ? p->y : NULL, bytes, false);
+    cl_mem z = lm_cl_call_host(&j->c, bytes ? p->z : NULL, bytes, false);
+    cl_mem col[FUSED_PREDS];
+    for (uint32_t i = 0; i < FUSED_PREDS; i++) {
+        const struct lm_scan_bound *b = &p->bounds[i];
+        bool used = i < p->n_bounds;
+        col[i] = lm_cl_call_host(&j->c, used ? b->col : NULL,
+                                 used ? (size_t)j->n * type_size(b->type) : 0, false);
+        if (used) {
+            type.s[i] = (cl_int)b->type;
+            neg.s[i] = b->negate;
+            bound_bits(b, &lo.s[i], &hi.s[i]);
+        }
+    }
+    cl_kernel k = lm_cl_call_kernel(&j->c, "scan_filter");
+    lm_cl_call_args(&j->c, k, 0, 17, LM_CL_V(x), LM_CL_V(y), LM_CL_V(z), LM_CL_V(j->n),
+                    LM_CL_V(kind), LM_CL_V(pa), LM_CL_V(pb), LM_CL_V(col[0]), LM_CL_V(col[1]),
+                    LM_CL_V(col[2]), LM_CL_V(col[3]), LM_CL_V(type), LM_CL_V(neg), LM_CL_V(lo),
+                    LM_CL_V(hi), LM_CL_V(j->mask), LM_CL_V(j->per));
+    run_blocks(j, k, true);
+    for (uint32_t i = FUSED_PREDS; i < p->n_bounds; i++)
+        run_bound(j, &p->bounds[i]);
 }
 
 /* ---------------------------------------------------------------- calls */
@@ -305,7 +332,7 @@ const struct lm_scan_table *lm_scan_opencl(void)
         return NULL;
     cl_kernel k;
     lm_cl_lock(cl);
-    int rc = lm_cl_kernel(cl, "scan.cl", "scan_region", &k, NULL);
+    int rc = lm_cl_kernel(cl, "scan.cl", "scan_filter", &k, NULL);
     lm_cl_unlock(cl);
     atomic_store(&usable, rc ? -1 : 1);
     return rc ? NULL : &lm__scan_cl_table;

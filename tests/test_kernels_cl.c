@@ -178,7 +178,7 @@ static void build_errors_are_logged_with_the_file_name(void **state)
     cl = open_or_skip(&o);
     lm_cl_lock(cl);
     assert_int_equal(lm_cl_kernel(cl, "scan.cl", "probe", &k, &err), 0);
-    assert_int_equal(lm_cl_kernel(cl, "scan.cl", "scan_region", &k, &err), LM_ENOTFOUND);
+    assert_int_equal(lm_cl_kernel(cl, "scan.cl", "scan_filter", &k, &err), LM_ENOTFOUND);
     lm_cl_unlock(cl);
     lm_cl_close(cl);
     tmpdir_remove(dir);
@@ -208,7 +208,7 @@ static void binaries_are_cached_and_bad_cache_files_rebuilt(void **state)
         lm_cl *cl = open_or_skip(&o);
         assert_string_equal(lm_cl_info(cl)->cache_dir, cache);
         lm_cl_lock(cl);
-        assert_int_equal(lm_cl_kernel(cl, "scan.cl", "scan_region", &k, NULL), 0);
+        assert_int_equal(lm_cl_kernel(cl, "scan.cl", "scan_filter", &k, NULL), 0);
         lm_cl_stats(cl, &st);
         lm_cl_unlock(cl);
         lm_cl_close(cl);
