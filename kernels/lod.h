@@ -81,9 +81,9 @@ int lm_lod_pyramid(const struct lm_lod_table *t, struct lm_lod_level *levels,
 extern const struct lm_lod_table lm__lod_scalar_table;
 extern const struct lm_lod_table lm__lod_avx2_table;
 extern const struct lm_lod_table lm__lod_cl_table;
-/* For implementations: parent rows [row0, row1) (row = Y + dim[1] * Z of the parent),
- * x cells [x0, dim[0]), by the scalar rule. */
-void lm__lod_rows(const struct lm_lod_level *child, struct lm_lod_level *parent,
-                  size_t row0, size_t row1, uint32_t x0);
+/* For implementations: channel ch (-1: counts) of parent row `row` (row = Y + dim[1] *
+ * Z of the parent), cells x0.. of it, by the scalar rule. */
+void lm__lod_row(const struct lm_lod_level *child, struct lm_lod_level *parent, int ch,
+                 size_t row, uint32_t x0);
 
 #endif

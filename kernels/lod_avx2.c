@@ -1,8 +1,8 @@
 /* lod_avx2.c - the parent-level build 8 parent cells at a time along x (compiled with
  * -mavx2 -mfma; reached only through lm_lod_avx2()): 16 child cells of each of the four
  * child rows are added in pairs with horizontal adds, then the rows in the order of
- * lod.h invariant (2). Cells whose children reach past the child row's end go through
- * the scalar rule. */
+ * lod.h invariant (2); one channel at a time over the whole level, as the scalar code.
+ * Cells whose children reach past the child row's end go through the scalar rule. */
 #include "lod.h"
 
 #if defined(__x86_64__)
@@ -29,32 +29,35 @@ static int avx2_build(const struct lm_lod_level *child, struct lm_lod_level *par
     size_t cc = lm_lod_cells(child), pc = lm_lod_cells(parent);
     size_t rows = (size_t)pd[1] * pd[2];
     uint32_t full = cd[0] / 16; /* groups of 8 parents with all 16 children in the row */
-    for (size_t row = 0; row < rows; row++) {
-        uint32_t y = (uint32_t)(row % pd[1]), z = (uint32_t)(row / pd[1]);
-        int64_t base[4]; /* first cell of child row (j, k), -1 past the edge */
-        for (int r = 0; r < 4; r++) {
-            uint32_t cy = 2 * y + (uint32_t)(r & 1), cz = 2 * z + (uint32_t)(r >> 1);
-            base[r] = cy < cd[1] && cz < cd[2] ? (int64_t)(((size_t)cz * cd[1] + cy) * cd[0]) : -1;
-        }
-        for (uint32_t g = 0; g < full; g++) {
-            size_t at = row * pd[0] + 8 * (size_t)g, off = 16 * (size_t)g;
-            __m256i n[4];
-            for (int r = 0; r < 4; r++)
-                n[r] = base[r] < 0 ? _mm256_setzero_si256() : pairs_epi32(child->count + base[r] + off);
-            __m256i cnt = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(n[0], n[1]), n[2]), n[3]);
-            _mm256_storeu_si256((__m256i *)(parent->count + at), cnt);
-            for (uint32_t ch = 0; ch < LM_LOD_SUMS; ch++) {
+    for (int ch = -1; ch < (int)LM_LOD_SUMS; ch++)
+        for (size_t row = 0; row < rows; row++) {
+            uint32_t y = (uint32_t)(row % pd[1]), z = (uint32_t)(row / pd[1]);
+            int64_t base[4]; /* first cell of child row (j, k), -1 past the edge */
+            for (int r = 0; r < 4; r++) {
+                uint32_t cy = 2 * y + (uint32_t)(r & 1), cz = 2 * z + (uint32_t)(r >> 1);
+                base[r] = cy < cd[1] && cz < cd[2] ? (int64_t)(((size_t)cz * cd[1] + cy) * cd[0]) : -1;
+            }
+            for (uint32_t g = 0; g < full; g++) {
+                size_t at = row * pd[0] + 8 * (size_t)g, off = 16 * (size_t)g;
+                if (ch < 0) {
+                    __m256i n[4];
+                    for (int r = 0; r < 4; r++)
+                        n[r] = base[r] < 0 ? _mm256_setzero_si256()
+                                           : pairs_epi32(child->count + base[r] + off);
+                    _mm256_storeu_si256((__m256i *)(parent->count + at),
+                                        _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(n[0], n[1]), n[2]), n[3]));
+                    continue;
+                }
                 const float *s = child->sums + (size_t)ch * cc;
                 __m256 v[4];
                 for (int r = 0; r < 4; r++)
                     v[r] = base[r] < 0 ? _mm256_setzero_ps() : pairs_ps(s + base[r] + off);
-                __m256 sum = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(v[0], v[1]), v[2]), v[3]);
-                _mm256_storeu_ps(parent->sums + (size_t)ch * pc + at, sum);
+                _mm256_storeu_ps(parent->sums + (size_t)ch * pc + at,
+                                 _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(v[0], v[1]), v[2]), v[3]));
             }
+            if (8 * full < pd[0])
+                lm__lod_row(child, parent, ch, row, 8 * full);
         }
-        if (8 * full < pd[0])
-            lm__lod_rows(child, parent, row, row + 1, 8 * full);
-    }
     return 0;
 }
 

@@ -1,46 +1,54 @@
-/* lod_scalar.c - the reference parent-level build, one cell at a time, in the order of
- * lod.h invariant (2). Its row function also finishes the AVX2 twin's rows. */
+/* lod_scalar.c - the reference parent-level build in the order of lod.h invariant (2),
+ * one channel at a time over the whole level (four child rows stream per parent row).
+ * Its row function also finishes the AVX2 twin's rows. */
 #include "lod.h"
 
-void lm__lod_rows(const struct lm_lod_level *child, struct lm_lod_level *parent,
-                  size_t row0, size_t row1, uint32_t x0)
+/* First cell of child row (j, k) = r (r = j + 2k) under parent row `row`; -1 when the
+ * row lies past the child level's edge. */
+static int64_t child_row(const struct lm_lod_level *child, const struct lm_lod_level *parent,
+                         size_t row, int r)
 {
-    const uint32_t *cd = child->dim, *pd = parent->dim;
-    size_t cc = lm_lod_cells(child), pc = lm_lod_cells(parent);
-    for (size_t row = row0; row < row1; row++) {
-        uint32_t y = (uint32_t)(row % pd[1]), z = (uint32_t)(row / pd[1]);
-        for (uint32_t x = x0; x < pd[0]; x++) {
-            size_t at = (size_t)row * pd[0] + x;
-            /* child cells of the four rows (j, k), -1 where past the edge */
-            int64_t c[4][2];
+    const uint32_t *cd = child->dim;
+    uint32_t y = (uint32_t)(row % parent->dim[1]), z = (uint32_t)(row / parent->dim[1]);
+    uint32_t cy = 2 * y + (uint32_t)(r & 1), cz = 2 * z + (uint32_t)(r >> 1);
+    return cy < cd[1] && cz < cd[2] ? (int64_t)(((size_t)cz * cd[1] + cy) * cd[0]) : -1;
+}
+
+void lm__lod_row(const struct lm_lod_level *child, struct lm_lod_level *parent, int ch,
+                 size_t row, uint32_t x0)
+{
+    const uint32_t cw = child->dim[0], pw = parent->dim[0];
+    int64_t base[4];
+    for (int r = 0; r < 4; r++)
+        base[r] = child_row(child, parent, row, r);
+    if (ch < 0) {
+        for (uint32_t x = x0; x < pw; x++) {
+            uint32_t n[4];
             for (int r = 0; r < 4; r++) {
-                uint32_t cy = 2 * y + (uint32_t)(r & 1), cz = 2 * z + (uint32_t)(r >> 1);
-                for (int i = 0; i < 2; i++) {
-                    uint32_t cx = 2 * x + (uint32_t)i;
-                    c[r][i] = cx < cd[0] && cy < cd[1] && cz < cd[2]
-                                  ? (int64_t)(((size_t)cz * cd[1] + cy) * cd[0] + cx)
-                                  : -1;
-                }
+                const uint32_t *c = child->count + base[r];
+                n[r] = base[r] < 0 ? 0 : c[2 * x] + (2 * x + 1 < cw ? c[2 * x + 1] : 0);
             }
-            uint32_t rc[4];
-            for (int r = 0; r < 4; r++)
-                rc[r] = (c[r][0] < 0 ? 0 : child->count[c[r][0]]) +
-                        (c[r][1] < 0 ? 0 : child->count[c[r][1]]);
-            parent->count[at] = ((rc[0] + rc[1]) + rc[2]) + rc[3];
-            for (uint32_t ch = 0; ch < LM_LOD_SUMS; ch++) {
-                const float *s = child->sums + (size_t)ch * cc;
-                float rs[4];
-                for (int r = 0; r < 4; r++)
-                    rs[r] = (c[r][0] < 0 ? 0.0f : s[c[r][0]]) + (c[r][1] < 0 ? 0.0f : s[c[r][1]]);
-                parent->sums[(size_t)ch * pc + at] = ((rs[0] + rs[1]) + rs[2]) + rs[3];
-            }
+            parent->count[row * pw + x] = ((n[0] + n[1]) + n[2]) + n[3];
         }
+        return;
+    }
+    const float *s = child->sums + (size_t)ch * lm_lod_cells(child);
+    float *o = parent->sums + (size_t)ch * lm_lod_cells(parent) + row * pw;
+    for (uint32_t x = x0; x < pw; x++) {
+        float v[4];
+        for (int r = 0; r < 4; r++)
+            v[r] = base[r] < 0 ? 0.0f + 0.0f
+                               : s[base[r] + 2 * x] + (2 * x + 1 < cw ? s[base[r] + 2 * x + 1] : 0.0f);
+        o[x] = ((v[0] + v[1]) + v[2]) + v[3];
     }
 }
 
 static int scalar_build(const struct lm_lod_level *child, struct lm_lod_level *parent)
 {
-    lm__lod_rows(child, parent, 0, (size_t)parent->dim[1] * parent->dim[2], 0);
+    size_t rows = (size_t)parent->dim[1] * parent->dim[2];
+    for (int ch = -1; ch < (int)LM_LOD_SUMS; ch++)
+        for (size_t row = 0; row < rows; row++)
+            lm__lod_row(child, parent, ch, row, 0);
     return 0;
 }
 
