@@ -341,6 +341,44 @@ static void modes_choose_the_path_and_explain_records_it(void **state)
     assert_int_equal(lm_device_configure(&o), LM_EBADARG);
 }
 
+/* What EXPLAIN reads: the paths a query's scans ran on. */
+static void explain_names_the_paths_a_query_ran(void **state)
+{
+    (void)state;
+    char dir[64];
+    assert_int_equal(tmpdir_make("lm-explain", dir, sizeof dir), 0);
+    lm_db *db;
+    assert_int_equal(lm_db_open(dir, NULL, &db, NULL), 0);
+    struct lm_field_opts fo = {.voxel_size = 1};
+    assert_int_equal(lm_field_create(db, "f", &fo, NULL), 0);
+    float x[300];
+    for (int i = 0; i < 300; i++)
+        x[i] = (float)(i % 50);
+    struct lm_batch b = {.n = 300, .x = x, .y = x, .z = x};
+    assert_int_equal(lm_insert(db, "f", &b, NULL, NULL), 0);
+    struct lm_selection sel = {.region = {.kind = LM_REGION_BOX, .min = {0, 0, 0},
+                                          .max = {100, 100, 100}}};
+    struct lm_aggregate a;
+    bool device = !expect_none && lm_scan_opencl();
+    const char *cpu = lm_scan_best()->name;
+    struct lm_device_opts o = {.mode = LM_DEVICE_OPENCL};
+    lm_device_configure(&o);
+    lm_kernel_paths();
+    assert_string_equal(lm_kernel_paths(), "none");
+    assert_int_equal(lm_aggregate(db, "f", &sel, LM_COL_X, &a, NULL), 0);
+    assert_int_equal(a.count, 300);
+    assert_string_equal(lm_kernel_paths(), device ? "opencl" : cpu);
+    o.mode = LM_DEVICE_CPU;
+    lm_device_configure(&o);
+    assert_int_equal(lm_aggregate(db, "f", &sel, LM_COL_X, &a, NULL), 0);
+    assert_int_equal(a.count, 300);
+    assert_string_equal(lm_kernel_paths(), cpu);
+    o.mode = LM_DEVICE_AUTO;
+    lm_device_configure(&o);
+    lm_db_close(db);
+    tmpdir_remove(dir);
+}
+
 int main(void)
 {
     const char *e = getenv("LUMADB_TEST_EXPECT_NO_DEVICE");
@@ -357,6 +395,7 @@ int main(void)
         cmocka_unit_test(binaries_are_cached_and_bad_cache_files_rebuilt),
         cmocka_unit_test(resident_buffers_live_until_their_version_changes),
         cmocka_unit_test(modes_choose_the_path_and_explain_records_it),
+        cmocka_unit_test(explain_names_the_paths_a_query_ran),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
