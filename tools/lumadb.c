@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "commands.h"
 #include "demo_scene.h"
 #include "lumadb.h"
 
@@ -23,6 +24,8 @@ static int usage(FILE *to)
             "commands:\n"
             "  demo [DIR] [--side N]   generate the demo terrain (N^2 samples, default\n"
             "                          1024^2) in DIR (default data/demo) and query it\n"
+            "  view DIR FIELD [opts]   viewer window (--demo: the demo terrain; --help)\n"
+            "  snapshot DIR FIELD --out FILE.png [opts]  one frame offscreen to PNG\n"
             "  help                    this text\n");
     return to == stderr ? 2 : 0;
 }
@@ -165,6 +168,10 @@ int main(int argc, char **argv)
         return usage(stdout);
     if (!strcmp(cmd, "demo"))
         return cmd_demo(argc - 2, argv + 2);
+    if (!strcmp(cmd, "view"))
+        return lm_cmd_view(argc - 2, argv + 2);
+    if (!strcmp(cmd, "snapshot"))
+        return lm_cmd_snapshot(argc - 2, argv + 2);
     fprintf(stderr, "lumadb: unknown command '%s' (try 'lumadb help')\n", cmd);
     return 2;
 }
