@@ -424,7 +424,11 @@ int lm__lod_select(const struct lm__lod *l, const struct lm__lod_view *v,
             cost += kids[nk].n_voxels;
             nk++;
         }
-        if (!nk || total - p.n_voxels + cost > v->budget) {
+        if (!nk) { /* the bounds met the view, no child's does: nothing to see */
+            total -= p.n_voxels;
+            continue;
+        }
+        if (total - p.n_voxels + cost > v->budget) {
             rc = draw(pl, p);
             continue;
         }
