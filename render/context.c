@@ -56,11 +56,12 @@ int lm_render_ctx_present(lm_render_ctx *c, struct lm_error *err)
     return c->be->present(c, err);
 }
 
-void lm_render_ctx_poll(lm_render_ctx *c, struct lm_render_input *in)
+void lm_render_ctx_poll(lm_render_ctx *c, struct lm_render_input *in, double wait_s)
 {
     c->in.n_pressed = 0;
     c->in.dx = c->in.dy = c->in.scroll = 0;
-    c->be->poll(c);
+    c->in.refresh = false;
+    c->be->poll(c, wait_s);
     *in = c->in;
 }
 

@@ -54,6 +54,7 @@ struct lm_render_input {
     double scroll;                      /* wheel steps since the last poll (up > 0) */
     bool button[3];                     /* left, right, middle held */
     bool close;                         /* the window was asked to close */
+    bool refresh;                       /* the window's contents need drawing again */
 };
 
 /* Opens a context and makes it current. Errors: LM_EBADARG (sizes), LM_ENODEVICE (no
@@ -67,8 +68,9 @@ void lm_render_ctx_close(lm_render_ctx *c);
 void lm_render_ctx_begin(lm_render_ctx *c, int *width, int *height);
 /* Shows the frame (window: swap buffers; offscreen: waits for GL to finish). */
 int lm_render_ctx_present(lm_render_ctx *c, struct lm_error *err);
-/* Processes window events into *in (offscreen: clears *in). */
-void lm_render_ctx_poll(lm_render_ctx *c, struct lm_render_input *in);
+/* Processes window events into *in (offscreen: clears *in). With wait_s > 0 a window
+ * first sleeps until an event arrives or wait_s seconds pass (an idle viewer). */
+void lm_render_ctx_poll(lm_render_ctx *c, struct lm_render_input *in, double wait_s);
 /* Reads the framebuffer drawn by the last frame: w*h*3 bytes RGB, bottom row first. */
 int lm_render_ctx_read_rgb(lm_render_ctx *c, unsigned char *rgb, struct lm_error *err);
 /* Writes the framebuffer to a PNG file (top row first). Errors: -ENOMEM, -EIO. */

@@ -22,7 +22,7 @@ struct lm__ctx_backend {
     void (*close)(lm_render_ctx *c);
     void (*update_size)(lm_render_ctx *c);   /* refresh width/height (window resizes) */
     int (*present)(lm_render_ctx *c, struct lm_error *err);
-    void (*poll)(lm_render_ctx *c);          /* pump events into c->in */
+    void (*poll)(lm_render_ctx *c, double wait_s); /* pump events into c->in */
 };
 
 extern const struct lm__ctx_backend lm__ctx_glfw;

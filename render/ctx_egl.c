@@ -160,9 +160,9 @@ static int egl_present(lm_render_ctx *c, struct lm_error *err)
     return lm_gl_check("finishing an offscreen frame", err);
 }
 
-static void egl_poll(lm_render_ctx *c)
+static void egl_poll(lm_render_ctx *c, double wait_s)
 {
-    (void)c; /* no input offscreen */
+    (void)c, (void)wait_s; /* no input offscreen */
 }
 
 const struct lm__ctx_backend lm__ctx_egl = {

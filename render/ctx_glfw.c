@@ -104,6 +104,12 @@ static void on_scroll(GLFWwindow *w, double xoff, double yoff)
     c->in.scroll += yoff;
 }
 
+static void on_refresh(GLFWwindow *w)
+{
+    lm_render_ctx *c = glfwGetWindowUserPointer(w);
+    c->in.refresh = true;
+}
+
 static void glfw_close(lm_render_ctx *c)
 {
     struct glfw_state *s = c->impl;
@@ -152,6 +158,7 @@ static int glfw_open(lm_render_ctx *c, const struct lm_render_ctx_opts *o, struc
     glfwSetCursorPosCallback(s->win, on_cursor);
     glfwSetMouseButtonCallback(s->win, on_button);
     glfwSetScrollCallback(s->win, on_scroll);
+    glfwSetWindowRefreshCallback(s->win, on_refresh);
     glfwGetFramebufferSize(s->win, &c->width, &c->height);
     c->fbo = 0;
     return 0;
@@ -170,10 +177,13 @@ static int glfw_present(lm_render_ctx *c, struct lm_error *err)
     return lm_gl_check("presenting a frame", err);
 }
 
-static void glfw_poll(lm_render_ctx *c)
+static void glfw_poll(lm_render_ctx *c, double wait_s)
 {
     struct glfw_state *s = c->impl;
-    glfwPollEvents();
+    if (wait_s > 0)
+        glfwWaitEventsTimeout(wait_s);
+    else
+        glfwPollEvents();
     c->in.close = glfwWindowShouldClose(s->win);
 }
 

@@ -10,6 +10,7 @@
 #include <malloc.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,15 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Ctrl-C and kill end the view loop normally, so that a --demo directory is removed. */
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
 }
 
 /* ---------------------------------------------------------------- options */
@@ -98,6 +108,15 @@ static int parse_args(const char *cmd, int argc, char **argv, struct view_args *
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool takes = true;
+        char name[32];
+        const char *eq = strncmp(o, "--", 2) ? NULL : strchr(o, '=');
+        bool inline_value = eq && (size_t)(eq - o) < sizeof name;
+        if (inline_value) { /* --option=value */
+            memcpy(name, o, (size_t)(eq - o));
+            name[eq - o] = 0;
+            o = name;
+            v = eq + 1;
+        }
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
             fputs(view_usage, stdout);
             return 1;
@@ -177,7 +196,11 @@ static int parse_args(const char *cmd, int argc, char **argv, struct view_args *
             }
             npos++;
         }
-        i += takes;
+        if (inline_value && !takes) {
+            fprintf(stderr, "lumadb %s: option '%s' takes no value\n", cmd, o);
+            return 2;
+        }
+        i += takes && !inline_value;
     }
     if (a->demo && !a->field)
         a->field = "terrain";
@@ -516,8 +539,9 @@ struct view_state {
     bool fly, help, show_hud;
     double fps, frame_ms;
     struct lm_render_stats st;
-    double *times;
+    double *times;    /* --frames: every frame's time (ms) */
     long n_times;
+    double sum_ms, max_ms;
 };
 
 static void keys(struct session *s, struct view_state *v, int key, bool *quit)
@@ -631,18 +655,17 @@ static int cmp_double(const void *pa, const void *pb)
 static void print_summary(const struct session *s, const struct view_state *v, long frames,
                           double seconds)
 {
-    double mean = 0, p95 = 0, worst = 0;
-    if (v->n_times) {
+    double mean = frames ? v->sum_ms / (double)frames : 0.0;
+    if (v->n_times) { /* a scripted run draws all the time: its rate is the frame rate */
         qsort(v->times, (size_t)v->n_times, sizeof *v->times, cmp_double);
-        for (long i = 0; i < v->n_times; i++)
-            mean += v->times[i];
-        mean /= (double)v->n_times;
-        p95 = v->times[(long)((double)(v->n_times - 1) * 0.95)];
-        worst = v->times[v->n_times - 1];
+        printf("view: %ld frames in %.2f s: %.1f fps (frame mean %.1f ms, p95 %.1f ms, "
+               "max %.1f ms)\n", frames, seconds, seconds > 0 ? (double)frames / seconds : 0.0,
+               mean, v->times[(long)((double)(v->n_times - 1) * 0.95)], v->max_ms);
+    } else { /* an interactive one idles when nothing changes */
+        printf("view: %ld frames drawn in %.2f s (frame mean %.1f ms, max %.1f ms)\n", frames,
+               seconds, mean, v->max_ms);
     }
     const struct lm_render_stats *st = &v->st;
-    printf("view: %ld frames in %.2f s: %.1f fps (frame mean %.1f ms, p95 %.1f ms, max %.1f ms)\n",
-           frames, seconds, seconds > 0 ? (double)frames / seconds : 0.0, mean, p95, worst);
     printf("view: last frame %llu voxels in %u tiles, LOD %u-%u; %u tiles resident (%.1f MiB); "
            "%llu tile loads, %llu evictions; %llu directory syncs, field lsn %llu",
            (unsigned long long)st->voxels, st->tiles_drawn, st->level_min, st->level_max,
@@ -679,14 +702,22 @@ int lm_cmd_view(int argc, char **argv)
     long frame = 0;
     printf("view: %s, field '%s'%s\n", lm_render_ctx_renderer(s.ctx), s.a.field,
            s.a.demo ? " (demo)" : "");
-    while (!quit && (s.a.frames <= 0 || frame < s.a.frames)) {
+    double wait = 0;
+    uint64_t shown_lsn = 0;
+    int shown_w = -1, shown_h = -1;
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    while (!quit && !interrupted && (s.a.frames <= 0 || frame < s.a.frames)) {
         struct lm_render_input in;
-        lm_render_ctx_poll(s.ctx, &in);
+        lm_render_ctx_poll(s.ctx, &in, wait);
         double t = now_s(), dt = t - last;
         last = t;
         for (int i = 0; i < in.n_pressed; i++)
             keys(&s, &v, in.pressed[i], &quit);
         quit = quit || in.close;
+        bool active = s.a.frames > 0 || frame == 0 || in.n_pressed || in.scroll != 0 ||
+                      in.refresh;
         if (s.a.frames > 0) {
             for (size_t i = 0; i < sc.n; i++)
                 if (sc.k[i].is_key && sc.k[i].frame == frame)
@@ -696,9 +727,28 @@ int lm_cmd_view(int argc, char **argv)
                                       (float)(s.a.frames - 1) : 0.0f, &s.cam);
         } else {
             controls(&s, &v, &in, dt);
+            static const int moving[] = {'W', 'A', 'S', 'D', 'Q', 'E', LM_KEY_LEFT,
+                                         LM_KEY_RIGHT, LM_KEY_UP, LM_KEY_DOWN,
+                                         LM_KEY_PAGE_UP, LM_KEY_PAGE_DOWN};
+            for (size_t i = 0; i < sizeof moving / sizeof *moving; i++)
+                active = active || in.down[moving[i]];
+            active = active || ((in.dx != 0 || in.dy != 0) &&
+                                (in.button[0] || in.button[1] || in.button[2]));
         }
         int w, h;
         lm_render_ctx_begin(s.ctx, &w, &h);
+        /* an idle window is not redrawn: nothing moved, nothing is loading, the data
+         * and the size are as last shown; the next poll then sleeps a little */
+        uint64_t lsn = lm_db_lsn(s.src.db);
+        if (!active && !v.st.tiles_pending && lsn == shown_lsn && w == shown_w &&
+            h == shown_h) {
+            wait = 0.1;
+            continue;
+        }
+        wait = 0;
+        shown_lsn = lsn;
+        shown_w = w;
+        shown_h = h;
         hud_text(&s, &v, hud, sizeof hud);
         s.set.hud = v.show_hud ? hud : NULL;
         double f0 = now_s();
@@ -712,6 +762,8 @@ int lm_cmd_view(int argc, char **argv)
         v.fps = 1000.0 / fmax(v.frame_ms, 1e-3);
         if (v.times)
             v.times[v.n_times++] = ms;
+        v.sum_ms += ms;
+        v.max_ms = fmax(v.max_ms, ms);
         frame++;
     }
     print_summary(&s, &v, frame, now_s() - start);
