@@ -8,7 +8,7 @@
  * frame rate at the home view once everything is resident. Prints markdown tables.
  *
  *   bench_render [--sides 1024,3163] [--frames 120] [--size 1280x720] [--cubes]
- *                [--budget N] [--pixel-error PX]
+ *                [--budget N] [--pixel-error PX] [--mode radiance|colour|intensity|time]
  */
 #include <ftw.h>
 #include <malloc.h>
@@ -85,7 +85,7 @@ static int frames(lm_render_ctx *ctx, lm_render *r, const struct lm_render_setti
 
 static int run(lm_render_ctx *ctx, uint32_t side, int n_frames,
                const struct lm_render_opts *opts, enum lm_render_shape shape,
-               struct result *res)
+               enum lm_render_color color, struct result *res)
 {
     memset(res, 0, sizeof *res);
     char dir[] = "/tmp/lumadb-bench-render-XXXXXX";
@@ -112,6 +112,7 @@ static int run(lm_render_ctx *ctx, uint32_t side, int n_frames,
     struct lm_render_settings set;
     lm_render_settings_default(&set);
     set.shape = shape;
+    set.color = color;
     struct lm_render_stats st;
     struct lm_render_camera home;
     float bmin[3], bmax[3];
@@ -186,6 +187,7 @@ int main(int argc, char **argv)
     int n_sides = 2, n_frames = 120, width = 1280, height = 720;
     struct lm_render_opts opts = {0};
     enum lm_render_shape shape = LM_RENDER_SPLATS;
+    enum lm_render_color color = LM_RENDER_COLOR_RADIANCE;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : "";
         if (!strcmp(argv[i], "--sides")) {
@@ -200,11 +202,14 @@ int main(int argc, char **argv)
             opts.voxel_budget = strtoull(v, NULL, 10), i++;
         } else if (!strcmp(argv[i], "--pixel-error")) {
             opts.pixel_error = strtof(v, NULL), i++;
+        } else if (!strcmp(argv[i], "--mode") && lm_render_color_parse(v) >= 0) {
+            color = (enum lm_render_color)lm_render_color_parse(v), i++;
         } else if (!strcmp(argv[i], "--cubes")) {
             shape = LM_RENDER_CUBES;
         } else {
             fprintf(stderr, "usage: bench_render [--sides 1024,3163] [--frames N] "
-                            "[--size WxH] [--budget N] [--pixel-error PX] [--cubes]\n");
+                            "[--size WxH] [--budget N] [--pixel-error PX] [--cubes]\n"
+                            "                    [--mode radiance|colour|intensity|time]\n");
             return 2;
         }
     }
@@ -219,9 +224,10 @@ int main(int argc, char **argv)
     if (rc)
         return fail("context", rc, &err);
     char title[256];
-    snprintf(title, sizeof title, "viewer on the demo terrain: %s, %dx%d, %s, %d-frame tour",
+    snprintf(title, sizeof title, "viewer on the demo terrain: %s, %dx%d, %s, %s, %d-frame tour",
              lm_render_ctx_renderer(ctx), width, height,
-             shape == LM_RENDER_CUBES ? "cubes" : "splats", n_frames);
+             shape == LM_RENDER_CUBES ? "cubes" : "splats", lm_render_color_name(color),
+             n_frames);
     static const char *const cols[] = {
         "samples", "chunks / voxels", "generate (s)", "open -> first frame (ms)",
         "open -> complete frame (ms)", "tour fps", "tour frame ms (mean / p95)",
@@ -230,7 +236,7 @@ int main(int argc, char **argv)
     bench_table_header(title, cols);
     for (int i = 0; i < n_sides && !rc; i++) {
         struct result r;
-        if ((rc = run(ctx, sides[i], n_frames, &opts, shape, &r)))
+        if ((rc = run(ctx, sides[i], n_frames, &opts, shape, color, &r)))
             break;
         char c[12][64];
         snprintf(c[0], 64, "%.1fM", (double)r.samples / 1e6);

@@ -27,6 +27,11 @@ static void clamp_pitch(vec3 d, const vec3 up)
 /* Rotates unit direction d by yaw about up and pitch about the right axis. */
 static void turn(vec3 d, const vec3 up, float yaw, float pitch)
 {
+    clamp_pitch(d, up);
+    /* +pitch turns d toward up; limit it so that d never passes over a pole */
+    float lim = glm_rad(LM_CAMERA_MIN_PITCH_DEG);
+    float from_up = acosf(glm_clamp(glm_vec3_dot(d, (float *)up), -1.0f, 1.0f));
+    pitch = from_up - glm_clamp(from_up - pitch, lim, GLM_PIf - lim);
     vec3 right;
     glm_vec3_cross(d, (float *)up, right);
     glm_vec3_normalize(right);

@@ -147,7 +147,7 @@ int lm_render_open(lm_db *db, const char *field, const struct lm_render_opts *op
     if (!r->opts.memory_budget)
         r->opts.memory_budget = 256u << 20;
     if (!(r->opts.pixel_error > 0))
-        r->opts.pixel_error = 2.0f;
+        r->opts.pixel_error = LM_RENDER_DEFAULT_PIXEL_ERROR;
     if (!(r->opts.load_ms > 0))
         r->opts.load_ms = 10.0;
     lm__lod_init(&r->lod);
@@ -435,8 +435,9 @@ int lm_render_frame(lm_render *r, const struct lm_render_camera *cam,
     struct lm__lod_view lv = {
         .eye = {cam->eye[0], cam->eye[1], cam->eye[2]},
         .focal_px = (float)height / (2.0f * tanf(glm_rad(cam->fov_y_deg) * 0.5f)),
-        .pixel_error = s->lod ? r->opts.pixel_error : 0.0f,
-        .budget = s->lod ? r->opts.voxel_budget : UINT64_MAX,
+        .pixel_error = !s->lod ? 0.0f : s->pixel_error > 0 ? s->pixel_error : r->opts.pixel_error,
+        .budget = !s->lod ? UINT64_MAX
+                          : r->opts.voxel_budget / (s->shape == LM_RENDER_CUBES ? 4 : 1),
     };
     memcpy(lv.planes, frustum.planes, sizeof lv.planes);
     if ((rc = select_and_load(r, &lv, s, &st, err)))

@@ -48,12 +48,15 @@ int lm_render_color_parse(const char *name);
 enum lm_render_shape { LM_RENDER_SPLATS = 0, LM_RENDER_CUBES = 1 };
 
 struct lm_render_opts {
-    uint64_t voxel_budget;   /* most voxels per frame; 0 = LM_RENDER_DEFAULT_BUDGET */
+    uint64_t voxel_budget;   /* most voxels per frame as splats (cubes: a quarter, as they
+                                cost about 6x more to draw); 0 = LM_RENDER_DEFAULT_BUDGET */
     uint64_t memory_budget;  /* bytes of tile buffers kept; 0 = 256 MiB */
-    float pixel_error;       /* refine until a cell covers at most this many pixels; 0 = 2 */
+    float pixel_error;       /* refine until a cell covers at most this many pixels;
+                                0 = LM_RENDER_DEFAULT_PIXEL_ERROR */
     double load_ms;          /* tile loading per frame (ms); 0 = 10 */
 };
-#define LM_RENDER_DEFAULT_BUDGET 300000u
+#define LM_RENDER_DEFAULT_BUDGET 200000u
+#define LM_RENDER_DEFAULT_PIXEL_ERROR 2.0f
 
 struct lm_render_settings {
     enum lm_render_color color;
@@ -63,6 +66,7 @@ struct lm_render_settings {
     bool axes;          /* world axes at the origin and the field's bounds */
     bool complete;      /* load every tile this view wants before drawing (invariant 3) */
     float exposure;     /* radiance multiplier */
+    float pixel_error;  /* > 0: overrides opts.pixel_error for this frame */
     const char *hud;    /* text drawn at the top left, or NULL */
 };
 /* Radiance, splats, LOD on, no boxes or axes, incomplete, exposure 1, no HUD. */

@@ -537,6 +537,9 @@ static bool script_camera(const struct script *sc, long frame, struct lm_render_
 
 struct view_state {
     bool fly, help, show_hud;
+    bool adaptive;     /* coarsen while the camera moves to keep frames under ~40 ms */
+    float detail;      /* pixel error when the camera is still */
+    float moving;      /* pixel error while it moves (adaptive) */
     double fps, frame_ms;
     struct lm_render_stats st;
     double *times;    /* --frames: every frame's time (ms) */
@@ -571,6 +574,9 @@ static void keys(struct session *s, struct view_state *v, int key, bool *quit)
                                h > 0 ? (float)w / (float)h : 1.0f);
         break;
     }
+    case '[': v->detail = fmaxf(v->detail / 1.25f, 0.5f), v->moving = v->detail; break;
+    case ']': v->detail = fminf(v->detail * 1.25f, 32.0f), v->moving = v->detail; break;
+    case 'P': v->adaptive = !v->adaptive, v->moving = v->detail; break;
     case '=': case '+': s->set.exposure *= 1.25f; break;
     case '-': s->set.exposure /= 1.25f; break;
     case 'R': case LM_KEY_F5:
@@ -625,14 +631,15 @@ static void hud_text(const struct session *s, const struct view_state *v, char *
     int n = snprintf(buf, cap,
                      "%.1f fps (%.1f ms)   %llu voxels   LOD %u-%u%s\n"
                      "tiles: %u drawn, %u resident (%.1f MiB), %u loading   chunks %u   lsn %llu\n"
-                     "%s  %s  %s  %s",
+                     "%s  %s  %s  detail %.1f px%s%s",
                      v->fps, v->frame_ms, (unsigned long long)st->voxels, st->level_min,
                      st->level_max, s->set.lod ? "" : " (LOD off)", st->tiles_drawn,
                      st->tiles_resident, (double)st->bytes_resident / 1048576.0,
                      st->tiles_pending, st->chunks, (unsigned long long)st->field_lsn,
                      lm_render_color_name(s->set.color),
                      s->set.shape == LM_RENDER_CUBES ? "cubes" : "splats",
-                     v->fly ? "fly" : "orbit", v->help ? "" : "   H: help");
+                     v->fly ? "fly" : "orbit", s->set.pixel_error,
+                     v->adaptive ? " (adaptive)" : "", v->help ? "" : "   H: help");
     if (st->field_missing && n > 0 && (size_t)n < cap)
         n += snprintf(buf + n, cap - (size_t)n, "\nfield '%s' does not exist (yet)",
                       s->a.field);
@@ -643,7 +650,8 @@ static void hud_text(const struct session *s, const struct view_state *v, char *
                  "\nfly (V or Tab): WASD move, Q/E down/up, shift faster, left drag or "
                  "arrows look"
                  "\nM colour mode  C cubes/splats  L LOD  B tile boxes  X axes  F frame field"
-                 "\n+/- exposure  R reload shaders  F1 HUD  H help  Esc quit");
+                 "\n[ ] finer/coarser detail  P adaptive detail  +/- exposure"
+                 "\nR reload shaders  F1 HUD  H help  Esc quit");
 }
 
 static int cmp_double(const void *pa, const void *pb)
@@ -690,7 +698,10 @@ int lm_cmd_view(int argc, char **argv)
         free(sc.k);
         return 2;
     }
-    struct view_state v = {.show_hud = true};
+    struct view_state v = {.show_hud = true, .adaptive = s.a.frames <= 0,
+                           .detail = s.a.opts.pixel_error > 0 ? s.a.opts.pixel_error
+                                                              : LM_RENDER_DEFAULT_PIXEL_ERROR};
+    v.moving = v.detail;
     if (s.a.frames > 0 && !(v.times = calloc((size_t)s.a.frames, sizeof *v.times))) {
         session_close(&s);
         return 1;
@@ -745,6 +756,11 @@ int lm_cmd_view(int argc, char **argv)
             wait = 0.1;
             continue;
         }
+        /* still: full detail; moving: the adaptive detail */
+        bool still = s.a.frames <= 0 && !in.n_pressed && in.scroll == 0 && !in.dx && !in.dy;
+        for (int i = 0; i < LM_KEY_LIMIT && still; i++)
+            still = !in.down[i] || i == LM_KEY_SHIFT;
+        s.set.pixel_error = v.adaptive && !still ? v.moving : v.detail;
         wait = 0;
         shown_lsn = lsn;
         shown_w = w;
@@ -764,6 +780,12 @@ int lm_cmd_view(int argc, char **argv)
             v.times[v.n_times++] = ms;
         v.sum_ms += ms;
         v.max_ms = fmax(v.max_ms, ms);
+        if (v.adaptive && !still) {
+            if (v.frame_ms > 50)
+                v.moving = fminf(v.moving * 1.15f, 16.0f);
+            else if (v.frame_ms < 25)
+                v.moving = fmaxf(v.moving / 1.05f, v.detail);
+        }
         frame++;
     }
     print_summary(&s, &v, frame, now_s() - start);
