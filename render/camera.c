@@ -110,8 +110,9 @@ void lm_render_camera_pan(struct lm_render_camera *c, float dx, float dy)
 
 void lm_render_camera_zoom(struct lm_render_camera *c, float factor)
 {
-    if (!(factor > 0))
-        return;
+    float d = glm_vec3_distance(c->eye, c->target);
+    if (!(factor > 0) || !(d * factor > 1e-4f * fmaxf(1.0f, glm_vec3_norm(c->target))))
+        return; /* invariant 1: the eye never reaches the target */
     for (int a = 0; a < 3; a++)
         c->eye[a] = c->target[a] + (c->eye[a] - c->target[a]) * factor;
 }

@@ -28,7 +28,8 @@ void lm_render_camera_frame(struct lm_render_camera *c, const float bmin[3],
 void lm_render_camera_orbit(struct lm_render_camera *c, float yaw, float pitch);
 /* Moves eye and target in the view plane by (dx, dy) times the target distance. */
 void lm_render_camera_pan(struct lm_render_camera *c, float dx, float dy);
-/* Multiplies the eye-target distance by factor (> 0; < 1 moves closer). */
+/* Multiplies the eye-target distance by factor (> 0; < 1 moves closer); a factor that
+ * would bring the eye (almost) onto the target is ignored. */
 void lm_render_camera_zoom(struct lm_render_camera *c, float factor);
 /* Fly: moves eye and target along the view direction, the right axis and `up`
  * (world units). */

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "commands.h"
 #include "context.h"
 #include "demo_scene.h"
@@ -201,6 +202,11 @@ static int parse_args(const char *cmd, int argc, char **argv, struct view_args *
             return 2;
         }
         i += takes && !inline_value;
+    }
+    if (a->dir && strstr(a->dir, "://")) {
+        fprintf(stderr, "lumadb %s: '%s': remote sources (ws://host:port/FIELD) come with "
+                        "the server; open a database directory or use --demo\n", cmd, a->dir);
+        return 2;
     }
     if (a->demo && !a->field)
         a->field = "terrain";
@@ -492,7 +498,7 @@ static int script_load(const char *path, struct script *sc)
         }
         if (sc->n == cap) {
             cap = cap ? cap * 2 : 16;
-            struct keyframe *v = realloc(sc->k, cap * sizeof *v);
+            struct keyframe *v = lm_realloc(sc->k, cap * sizeof *v);
             if (!v) {
                 rc = 1;
                 break;
@@ -695,14 +701,14 @@ int lm_cmd_view(int argc, char **argv)
     struct script sc = {0};
     if (s.a.script && (rc = script_load(s.a.script, &sc))) {
         session_close(&s);
-        free(sc.k);
+        lm_free(sc.k);
         return 2;
     }
     struct view_state v = {.show_hud = true, .adaptive = s.a.frames <= 0,
                            .detail = s.a.opts.pixel_error > 0 ? s.a.opts.pixel_error
                                                               : LM_RENDER_DEFAULT_PIXEL_ERROR};
     v.moving = v.detail;
-    if (s.a.frames > 0 && !(v.times = calloc((size_t)s.a.frames, sizeof *v.times))) {
+    if (s.a.frames > 0 && !(v.times = lm_calloc((size_t)s.a.frames, sizeof *v.times))) {
         session_close(&s);
         return 1;
     }
@@ -789,8 +795,8 @@ int lm_cmd_view(int argc, char **argv)
         frame++;
     }
     print_summary(&s, &v, frame, now_s() - start);
-    free(v.times);
-    free(sc.k);
+    lm_free(v.times);
+    lm_free(sc.k);
     session_close(&s);
     return rc ? 1 : 0;
 }
