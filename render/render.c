@@ -393,7 +393,8 @@ static void draw_voxels(lm_render *r, const struct lm_render_camera *cam,
     glUniform1i(vp->cubes, cubes);
     glUniform1f(vp->exposure, s->exposure);
     if (s->color == LM_RENDER_COLOR_TIME)
-        glUniform2f(vp->range, 0.0f, (float)((double)(r->lod.t_max - r->tiles.t_base) * 1e-6));
+        glUniform2f(vp->range, (float)((double)(r->lod.t_min - r->tiles.t_base) * 1e-6),
+                    (float)((double)(r->lod.t_max - r->tiles.t_base) * 1e-6));
     else
         glUniform2f(vp->range, r->lod.i_min, r->lod.i_max);
     for (uint32_t i = 0; i < r->plan.n_draw; i++) {

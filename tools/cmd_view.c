@@ -45,7 +45,7 @@ static void on_signal(int sig)
 
 struct view_args {
     const char *dir, *field, *out, *script;
-    bool demo, live, cubes, no_lod, hud, boxes, axes, have_camera;
+    bool demo, live, cubes, no_lod, hud, no_hud, boxes, axes, have_camera;
     uint32_t side;
     int width, height;
     long frames;
@@ -74,7 +74,9 @@ static const char view_usage[] =
     "  --camera E,T[,U]   eye, target and up as 6 or 9 comma-separated numbers\n"
     "  --boxes, --axes    outline tiles by level; draw axes and field bounds\n"
     "  --hud              snapshot: draw the HUD too\n"
-    "  --out FILE.png     snapshot: where to write the image\n"
+    "  --out FILE.png     snapshot: where to write the image; view (with --frames):\n"
+    "                     the window's last frame\n"
+    "  --no-hud           view: start with the HUD hidden\n"
     "  --frames N         view: render N frames, print fps and exit\n"
     "  --script FILE      view: camera path ('FRAME camera EX,EY,EZ TX,TY,TZ' and\n"
     "                     'FRAME key K' lines), with --frames\n";
@@ -131,6 +133,8 @@ static int parse_args(const char *cmd, int argc, char **argv, struct view_args *
             a->no_lod = true, takes = false;
         } else if (!strcmp(o, "--hud")) {
             a->hud = true, takes = false;
+        } else if (!strcmp(o, "--no-hud")) {
+            a->no_hud = true, takes = false;
         } else if (!strcmp(o, "--boxes")) {
             a->boxes = true, takes = false;
         } else if (!strcmp(o, "--axes")) {
@@ -704,7 +708,7 @@ int lm_cmd_view(int argc, char **argv)
         lm_free(sc.k);
         return 2;
     }
-    struct view_state v = {.show_hud = true, .adaptive = s.a.frames <= 0,
+    struct view_state v = {.show_hud = !s.a.no_hud, .adaptive = s.a.frames <= 0,
                            .detail = s.a.opts.pixel_error > 0 ? s.a.opts.pixel_error
                                                               : LM_RENDER_DEFAULT_PIXEL_ERROR};
     v.moving = v.detail;
@@ -774,7 +778,10 @@ int lm_cmd_view(int argc, char **argv)
         hud_text(&s, &v, hud, sizeof hud);
         s.set.hud = v.show_hud ? hud : NULL;
         double f0 = now_s();
+        bool shot = s.a.out && s.a.frames > 0 && frame == s.a.frames - 1;
+        s.set.complete = shot; /* the picture a snapshot of this camera would show */
         if ((rc = lm_render_frame(s.r, &s.cam, &s.set, w, h, &v.st, &err)) ||
+            (shot && (rc = lm_render_ctx_write_png(s.ctx, s.a.out, &err))) ||
             (rc = lm_render_ctx_present(s.ctx, &err))) {
             report("view", "rendering", rc, &err);
             break;

@@ -2,14 +2,16 @@
 # view_xvfb.sh LUMADB_BINARY DIR_OF_THIS_SCRIPT
 # The viewer window starts under Xvfb on Mesa llvmpipe, draws a scripted camera path
 # and the built-in tour over the demo terrain (with live writes), exits 0 and reports
-# fps on stdout. Exit 77 (skipped) when xvfb-run is missing.
+# fps on stdout; its last frame equals an offscreen snapshot of the same camera.
+# Exit 77 (skipped) when xvfb-run is missing.
 set -euo pipefail
 bin=$1
 here=$2
 command -v xvfb-run >/dev/null || { echo "xvfb-run not installed: skipped"; exit 77; }
 out=$(mktemp)
 png=$(mktemp --suffix=.png)
-trap 'rm -f "$out" "$png"' EXIT
+win=$(mktemp --suffix=.png)
+trap 'rm -f "$out" "$png" "$win"' EXIT
 # GLFW unloads Mesa's GLX driver at exit, and the driver's own allocations then show as
 # leaks from an unknown module that no suppression can name: leak checking covers the
 # same command code through `snapshot` (EGL, below) instead.
@@ -19,7 +21,7 @@ export LSAN_OPTIONS="${base_lsan:+$base_lsan:}detect_leaks=0"
 run() { # frames, extra args...
     local frames=$1; shift
     xvfb-run -a -s '-screen 0 1280x720x24' \
-        "$bin" view --demo --side 256 --size 960x540 --frames "$frames" "$@" >"$out" 2>&1 || {
+        "$bin" view --demo --side 256 --frames "$frames" --size 960x540 "$@" >"$out" 2>&1 || {
         cat "$out"; echo "FAIL: lumadb view exited non-zero"; exit 1; }
     cat "$out"
     grep -Eq "^view: $frames frames in [0-9.]+ s: [0-9.]+ fps" "$out" ||
@@ -42,7 +44,14 @@ cat "$out"
 [ "$(head -c 8 "$png" | od -An -tx1 | tr -d ' ')" = "89504e470d0a1a0a" ] ||
     { echo "FAIL: snapshot did not write a PNG"; exit 1; }
 
-# 4. bad input is refused with a usage error
+# 4. the window and the offscreen snapshot draw the same picture for the same camera
+cam=-90,-140,90,0,0,0
+run 2 --size 480x320 --no-hud --camera=$cam --out "$win"
+LSAN_OPTIONS=$base_lsan "$bin" snapshot --demo --side 256 --size 480x320 --camera=$cam \
+    --out "$png" >"$out" 2>&1 || { cat "$out"; echo "FAIL: snapshot"; exit 1; }
+python3 "$here/png_compare.py" "$win" "$png" || { echo "FAIL: window != snapshot"; exit 1; }
+
+# 5. bad input is refused with a usage error
 if "$bin" view --demo --mode nonsense >"$out" 2>&1; then
     echo "FAIL: a bad --mode was accepted"; exit 1
 fi
