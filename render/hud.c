@@ -11,12 +11,10 @@
 
 #define VERTEX_BYTES 16 /* stb_easy_font: x, y, z (f32) and rgba8 */
 
-int lm__hud_init(struct lm__hud *h, struct lm_error *err)
+int lm__hud_init(struct lm__hud *h, GLuint program, struct lm_error *err)
 {
     memset(h, 0, sizeof *h);
-    int rc = lm_gl_program("hud.vert", "hud.frag", &h->program, err);
-    if (rc)
-        return rc;
+    h->program = program;
     glGenVertexArrays(1, &h->vao);
     glGenBuffers(1, &h->vbo);
     glGenBuffers(1, &h->ebo);

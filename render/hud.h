@@ -15,8 +15,9 @@ struct lm__hud {
     unsigned quads_cap;      /* quads the index buffer covers */
 };
 
-/* Builds the program and buffers. Errors: shader and GL errors. */
-int lm__hud_init(struct lm__hud *h, struct lm_error *err);
+/* Builds the buffers around `program` (hud.vert + hud.frag), which the HUD then owns,
+ * also on failure. Errors: GL errors. */
+int lm__hud_init(struct lm__hud *h, GLuint program, struct lm_error *err);
 void lm__hud_free(struct lm__hud *h);
 /* Swaps in a new program (hot reload); the old one is deleted. */
 void lm__hud_set_program(struct lm__hud *h, GLuint program);

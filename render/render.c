@@ -4,7 +4,10 @@
 #include <errno.h>
 #include <math.h>
 #include <string.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <cglm/cglm.h>
@@ -40,6 +43,7 @@ struct lm_render {
     struct lm__lod_plan plan;
     struct lm__tiles tiles;
     bool t_base_set;
+    int64_t shader_mtime_ns; /* newest shader file seen by lm_render_poll_shaders */
 };
 
 static double now_ms(void)
@@ -80,15 +84,19 @@ void lm_render_settings_default(struct lm_render_settings *s)
 
 /* ---------------------------------------------------------------- programs */
 
+/* The renderer's shader files: voxel, line and HUD program, vertex then fragment. */
+static const char *const shader_files[] = {"voxel.vert", "voxel.frag", "line.vert",
+                                           "line.frag", "hud.vert", "hud.frag"};
+
 static int load_programs(struct voxel_prog *vp, struct line_prog *lp, GLuint *hud,
                          struct lm_error *err)
 {
     GLuint v = 0, l = 0, h = 0;
-    int rc = lm_gl_program("voxel.vert", "voxel.frag", &v, err);
+    int rc = lm_gl_program(shader_files[0], shader_files[1], &v, err);
     if (!rc)
-        rc = lm_gl_program("line.vert", "line.frag", &l, err);
+        rc = lm_gl_program(shader_files[2], shader_files[3], &l, err);
     if (!rc)
-        rc = lm_gl_program("hud.vert", "hud.frag", &h, err);
+        rc = lm_gl_program(shader_files[4], shader_files[5], &h, err);
     if (rc) {
         if (v)
             glDeleteProgram(v);
@@ -109,6 +117,39 @@ static int load_programs(struct voxel_prog *vp, struct line_prog *lp, GLuint *hu
     lp->view_proj = glGetUniformLocation(l, "u_view_proj");
     *hud = h;
     return 0;
+}
+
+/* Newest modification time of the shader files in dir (ns), 0 if none is there. */
+static int64_t newest_shader(const char *dir)
+{
+    int64_t newest = 0;
+    for (size_t i = 0; i < sizeof shader_files / sizeof *shader_files; i++) {
+        char path[4096];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, shader_files[i]);
+        if (stat(path, &st) == 0) {
+            int64_t t = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+            newest = t > newest ? t : newest;
+        }
+    }
+    return newest;
+}
+
+int lm_render_poll_shaders(lm_render *r, bool *reloaded, struct lm_error *err)
+{
+    *reloaded = false;
+    const char *dir = getenv("LUMADB_SHADER_DIR");
+    if (!dir || !*dir)
+        return 0;
+    int64_t t = newest_shader(dir);
+    if (!r->shader_mtime_ns || t <= r->shader_mtime_ns) {
+        r->shader_mtime_ns = r->shader_mtime_ns ? r->shader_mtime_ns : t;
+        return 0;
+    }
+    r->shader_mtime_ns = t;
+    int rc = lm_render_reload_shaders(r, err);
+    *reloaded = rc == 0;
+    return rc;
 }
 
 int lm_render_reload_shaders(lm_render *r, struct lm_error *err)
@@ -158,8 +199,7 @@ int lm_render_open(lm_db *db, const char *field, const struct lm_render_opts *op
         lm_free(r);
         return rc;
     }
-    glDeleteProgram(hud_prog); /* the HUD builds its own below */
-    if ((rc = lm__hud_init(&r->hud, err)) || (rc = lm__tiles_init(&r->tiles, err)))
+    if ((rc = lm__hud_init(&r->hud, hud_prog, err)) || (rc = lm__tiles_init(&r->tiles, err)))
         goto fail;
     glGenVertexArrays(1, &r->line_vao);
     glGenBuffers(1, &r->line_vbo);

@@ -109,4 +109,10 @@ int lm_render_bounds(lm_render *r, float bmin[3], float bmax[3], struct lm_error
  * programs stay in use and err names the file and line. */
 int lm_render_reload_shaders(lm_render *r, struct lm_error *err);
 
+/* Hot reload: when $LUMADB_SHADER_DIR is set and one of the renderer's shader files
+ * there changed since the last call (modification time), reloads them all as
+ * lm_render_reload_shaders does and sets *reloaded. A failed reload is not retried
+ * until a file changes again. Cheap enough to call a few times a second. */
+int lm_render_poll_shaders(lm_render *r, bool *reloaded, struct lm_error *err);
+
 #endif

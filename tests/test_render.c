@@ -11,11 +11,14 @@
 
 #include <cglm/cglm.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "context.h"
@@ -536,12 +539,18 @@ static void the_tile_cache_stays_under_its_memory_budget(void **state)
 
 /* ---------------------------------------------------------------- shaders and HUD */
 
-static void write_file(const char *path, const char *text)
+/* Writes text to path and dates it `age` seconds from now (file times can be coarse). */
+static void write_file(const char *path, const char *text, int age)
 {
     FILE *fp = fopen(path, "w");
     assert_non_null(fp);
     fputs(text, fp);
     fclose(fp);
+    struct timespec t[2];
+    clock_gettime(CLOCK_REALTIME, &t[0]);
+    t[0].tv_sec += age;
+    t[1] = t[0];
+    assert_int_equal(utimensat(AT_FDCWD, path, t, 0), 0);
 }
 
 static void shader_errors_name_the_file_and_line(void **state)
@@ -557,19 +566,22 @@ static void shader_errors_name_the_file_and_line(void **state)
         assert_int_equal(lm_gl_shader_source(names[i], &text, where, sizeof where, NULL), 0);
         assert_string_equal(where + strlen(where) - strlen(names[i]), names[i]);
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        write_file(path, text);
+        write_file(path, text, 0);
         lm_free(text);
     }
     setenv("LUMADB_SHADER_DIR", dir, 1);
     struct lm_render_settings s; /* from the hot-reload directory, good sources */
     lm_render *r = open_renderer(f->db, NULL, &s, LM_RENDER_COLOR_STORED);
+    struct lm_error err = {0};
+    bool reloaded = true;
+    assert_int_equal(lm_render_poll_shaders(r, &reloaded, &err), 0); /* the baseline */
+    assert_false(reloaded);
     snprintf(path, sizeof path, "%s/voxel.frag", dir);
     write_file(path, "#version 330 core\n"
                      "flat in vec3 v_color;\n"
                      "out vec4 o_color;\n"
                      "void main()\n"
-                     "{ o_color = vec4(v_colour, 1.0); }\n");
-    struct lm_error err = {0};
+                     "{ o_color = vec4(v_colour, 1.0); }\n", 10);
     lm_render *bad = NULL;
     assert_int_equal(lm_render_open(f->db, "f", NULL, &bad, &err), LM_ESYNTAX);
     assert_null(bad);
@@ -578,9 +590,13 @@ static void shader_errors_name_the_file_and_line(void **state)
     if (!strstr(err.message, want))
         fail_msg("message '%s' does not name '%s'", err.message, want);
     assert_int_equal(err.line, 5);
-    /* a reload that fails keeps the working programs */
-    assert_int_equal(lm_render_reload_shaders(r, &err), LM_ESYNTAX);
+    /* a reload that fails keeps the working programs, and is not retried */
+    assert_int_equal(lm_render_poll_shaders(r, &reloaded, &err), LM_ESYNTAX);
+    assert_false(reloaded);
     assert_int_equal(err.line, 5);
+    assert_int_equal(lm_render_poll_shaders(r, &reloaded, &err), 0);
+    assert_false(reloaded);
+    assert_int_equal(lm_render_reload_shaders(r, &err), LM_ESYNTAX);
     struct lm_render_camera cam;
     camera(&cam, 14, -16, 12, 1, 1, 2);
     struct lm_render_stats st;
@@ -591,8 +607,9 @@ static void shader_errors_name_the_file_and_line(void **state)
                      "flat in vec3 v_color;\n"
                      "out vec4 o_color;\n"
                      "void main()\n"
-                     "{ o_color = vec4(1.0 - v_color, 1.0); }\n");
-    assert_int_equal(lm_render_reload_shaders(r, &err), 0);
+                     "{ o_color = vec4(1.0 - v_color, 1.0); }\n", 20);
+    assert_int_equal(lm_render_poll_shaders(r, &reloaded, &err), 0);
+    assert_true(reloaded);
     render(f, r, &cam, &s, &st);
     float p[3];
     int x, y;

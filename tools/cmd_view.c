@@ -723,7 +723,7 @@ int lm_cmd_view(int argc, char **argv)
     long frame = 0;
     printf("view: %s, field '%s'%s\n", lm_render_ctx_renderer(s.ctx), s.a.field,
            s.a.demo ? " (demo)" : "");
-    double wait = 0;
+    double wait = 0, last_shader_poll = start;
     uint64_t shown_lsn = 0;
     int shown_w = -1, shown_h = -1;
     struct sigaction sa = {.sa_handler = on_signal};
@@ -739,6 +739,16 @@ int lm_cmd_view(int argc, char **argv)
         quit = quit || in.close;
         bool active = s.a.frames > 0 || frame == 0 || in.n_pressed || in.scroll != 0 ||
                       in.refresh;
+        if (t - last_shader_poll > 0.5) { /* hot reload from $LUMADB_SHADER_DIR */
+            bool reloaded;
+            last_shader_poll = t;
+            if ((rc = lm_render_poll_shaders(s.r, &reloaded, &err)))
+                report("view", "reloading shaders", rc, &err);
+            else if (reloaded)
+                printf("view: shaders reloaded\n");
+            active = active || reloaded;
+            rc = 0;
+        }
         if (s.a.frames > 0) {
             for (size_t i = 0; i < sc.n; i++)
                 if (sc.k[i].is_key && sc.k[i].frame == frame)
