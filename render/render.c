@@ -519,6 +519,8 @@ int lm_render_frame(lm_render *r, const struct lm_render_camera *cam,
     st.field_lsn = r->lod.field_lsn;
     st.syncs = r->lod.syncs;
     st.chunks = r->lod.n_chunks;
+    for (uint32_t i = 0; i < r->tiles.n; i++)
+        st.chunks_resident += r->tiles.v[i].key.k == 0;
     st.field_missing = !r->lod.have_field;
     if (stats)
         *stats = st;

@@ -80,6 +80,7 @@ struct lm_render_stats {
     uint64_t loads, evictions;/* totals since open */
     uint64_t field_lsn, syncs;/* lsn the picture shows; directory re-reads so far */
     uint32_t chunks;          /* chunks in the field */
+    uint32_t chunks_resident; /* of which on the GPU at full resolution (level-0 tiles) */
     bool field_missing;       /* the field does not exist (yet) */
     double load_ms;           /* time spent loading tiles in this frame */
 };

@@ -640,12 +640,14 @@ static void hud_text(const struct session *s, const struct view_state *v, char *
     const struct lm_render_stats *st = &v->st;
     int n = snprintf(buf, cap,
                      "%.1f fps (%.1f ms)   %llu voxels   LOD %u-%u%s\n"
-                     "tiles: %u drawn, %u resident (%.1f MiB), %u loading   chunks %u   lsn %llu\n"
+                     "tiles: %u drawn, %u resident (%.1f MiB), %u loading   chunks: %u resident"
+                     " of %u   lsn %llu\n"
                      "%s  %s  %s  detail %.1f px%s%s",
                      v->fps, v->frame_ms, (unsigned long long)st->voxels, st->level_min,
                      st->level_max, s->set.lod ? "" : " (LOD off)", st->tiles_drawn,
                      st->tiles_resident, (double)st->bytes_resident / 1048576.0,
-                     st->tiles_pending, st->chunks, (unsigned long long)st->field_lsn,
+                     st->tiles_pending, st->chunks_resident, st->chunks,
+                     (unsigned long long)st->field_lsn,
                      lm_render_color_name(s->set.color),
                      s->set.shape == LM_RENDER_CUBES ? "cubes" : "splats",
                      v->fly ? "fly" : "orbit", s->set.pixel_error,
