@@ -621,6 +621,29 @@ static int seg_get(const struct lm_io *io, const char *dir, uint64_t seg,
     return 0;
 }
 
+int lm__store_manifest_lsn(const struct lm_io *io, const char *dir, uint64_t *lsn)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/MANIFEST", dir);
+    int fd, rc = io->open(io->ctx, path, O_RDONLY, 0, &fd);
+    if (rc == -ENOENT) {
+        *lsn = 0;
+        return 0;
+    }
+    if (rc)
+        return rc;
+    uint8_t head[24];
+    size_t got = 0;
+    rc = io->pread(io->ctx, fd, head, sizeof head, 0, &got);
+    io->close(io->ctx, fd);
+    if (rc)
+        return rc;
+    if (got < sizeof head || memcmp(head, MAN_MAGIC, 8))
+        return LM_ECORRUPT;
+    memcpy(lsn, head + 16, 8);
+    return 0;
+}
+
 int lm__store_load(const struct lm_io *io, const char *dir, struct lm_field ***fields_out,
                    size_t *n_out, uint64_t *ckpt_lsn, struct lm_error *err)
 {

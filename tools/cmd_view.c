@@ -303,9 +303,8 @@ static int source_open(const char *cmd, const struct view_args *a, struct source
         struct lm_field_info info;
         if (lm_field_info(s->db, a->field, &info, NULL) == LM_ENOFIELD)
             fprintf(stderr,
-                    "lumadb %s: no field '%s' in %s yet; showing it as soon as it appears "
-                    "(until chunk files persist, another process's data is not visible: "
-                    "try --demo)\n",
+                    "lumadb %s: no field '%s' in %s yet; showing it as soon as the writer "
+                    "creates it\n",
                     cmd, a->field, a->dir);
         return 0;
     }
@@ -725,7 +724,7 @@ int lm_cmd_view(int argc, char **argv)
     long frame = 0;
     printf("view: %s, field '%s'%s\n", lm_render_ctx_renderer(s.ctx), s.a.field,
            s.a.demo ? " (demo)" : "");
-    double wait = 0, last_shader_poll = start;
+    double wait = 0, last_shader_poll = start, refreshed_at = start;
     uint64_t shown_lsn = 0;
     int shown_w = -1, shown_h = -1;
     struct sigaction sa = {.sa_handler = on_signal};
@@ -772,6 +771,11 @@ int lm_cmd_view(int argc, char **argv)
         lm_render_ctx_begin(s.ctx, &w, &h);
         /* an idle window is not redrawn: nothing moved, nothing is loading, the data
          * and the size are as last shown; the next poll then sleeps a little */
+        /* a read-only handle catches up with the writing process twice a second */
+        if (now_s() - refreshed_at >= 0.5) {
+            lm_db_refresh(s.src.db, NULL);
+            refreshed_at = now_s();
+        }
         uint64_t lsn = lm_db_lsn(s.src.db);
         if (!active && !v.st.tiles_pending && lsn == shown_lsn && w == shown_w &&
             h == shown_h) {
