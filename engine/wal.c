@@ -502,6 +502,32 @@ static int wal_init_sync(lm_wal *w)
     return rc ? -rc : 0;
 }
 
+/* A log handle with its locks and directory name, no files open. */
+static int wal_alloc(const struct lm_io *io, const char *dir, lm_wal **out,
+                     struct lm_error *err)
+{
+    lm_wal *w = lm_calloc(1, sizeof *w);
+    if (!w)
+        return lm__fail(err, -ENOMEM, "write-ahead log: out of memory");
+    w->fd = -1;
+    w->io = io ? io : lm_io_posix();
+    if (pthread_mutex_init(&w->mu, NULL)) {
+        lm_free(w);
+        return lm__fail(err, -ENOMEM, "write-ahead log: cannot make a mutex");
+    }
+    if (pthread_mutex_init(&w->trunc_mu, NULL) || wal_init_sync(w)) {
+        pthread_mutex_destroy(&w->mu);
+        lm_free(w);
+        return lm__fail(err, -ENOMEM, "write-ahead log: cannot make a mutex");
+    }
+    if (!(w->dir = lm_strdup(dir))) {
+        wal_free(w);
+        return lm__fail(err, -ENOMEM, "write-ahead log: out of memory");
+    }
+    *out = w;
+    return 0;
+}
+
 int lm_wal_open(const struct lm_wal_opts *o, lm_wal **out, struct lm_error *err)
 {
     if (!o || !out || !o->dir || !*o->dir)
@@ -513,30 +539,16 @@ int lm_wal_open(const struct lm_wal_opts *o, lm_wal **out, struct lm_error *err)
     if (o->segment_bytes && o->segment_bytes < SEG_HDR + REC_HDR)
         return lm__fail(err, LM_EBADARG, "write-ahead log: segment_bytes %" PRIu64
                         " is below %u", o->segment_bytes, SEG_HDR + REC_HDR);
-    lm_wal *w = lm_calloc(1, sizeof *w);
-    if (!w)
-        return lm__fail(err, -ENOMEM, "write-ahead log: out of memory");
-    w->fd = -1;
-    w->io = o->io ? o->io : lm_io_posix();
+    lm_wal *w;
+    int rc = wal_alloc(o->io, o->dir, &w, err);
+    if (rc)
+        return rc;
     w->sync = o->sync;
     w->segment_bytes = o->segment_bytes ? o->segment_bytes : LM_WAL_DEFAULT_SEGMENT_BYTES;
     w->group_us = o->group_commit_us ? o->group_commit_us : LM_WAL_DEFAULT_GROUP_US;
     w->group_bytes = o->group_commit_bytes ? o->group_commit_bytes
                                            : LM_WAL_DEFAULT_GROUP_BYTES;
-    if (pthread_mutex_init(&w->mu, NULL)) {
-        lm_free(w);
-        return lm__fail(err, -ENOMEM, "write-ahead log: cannot make a mutex");
-    }
-    if (pthread_mutex_init(&w->trunc_mu, NULL) || wal_init_sync(w)) {
-        pthread_mutex_destroy(&w->mu);
-        lm_free(w);
-        return lm__fail(err, -ENOMEM, "write-ahead log: cannot make a mutex");
-    }
-    int rc = 0;
-    if (!(w->dir = lm_strdup(o->dir)))
-        rc = lm__fail(err, -ENOMEM, "write-ahead log: out of memory");
-    if (!rc)
-        rc = lm_io_mkdir_durable(w->io, w->dir, NULL, err);
+    rc = lm_io_mkdir_durable(w->io, w->dir, NULL, err);
     if (!rc && (rc = w->io->list_dir(w->io->ctx, w->dir, collect_segment, w)))
         lm__fail(err, rc, "%s: cannot list: %s", w->dir, lm_strerror(rc));
     if (rc)
@@ -900,24 +912,11 @@ int lm_wal_replay(lm_wal *w, uint64_t after_lsn, visit_fn fn, void *ctx,
 int lm_wal_read(const struct lm_io *io, const char *dir, uint64_t after_lsn, visit_fn fn,
                 void *ctx, uint64_t *last_lsn, struct lm_error *err)
 {
-    lm_wal *w = lm_calloc(1, sizeof *w);
-    if (!w)
-        return lm__fail(err, -ENOMEM, "write-ahead log: out of memory");
-    w->io = io ? io : lm_io_posix();
-    w->fd = -1;
-    if (pthread_mutex_init(&w->mu, NULL)) {
-        lm_free(w);
-        return lm__fail(err, -ENOMEM, "write-ahead log: cannot make a mutex");
-    }
-    if (pthread_mutex_init(&w->trunc_mu, NULL) || wal_init_sync(w)) {
-        pthread_mutex_destroy(&w->mu);
-        lm_free(w);
-        return lm__fail(err, -ENOMEM, "write-ahead log: cannot make a mutex");
-    }
-    int rc = 0;
-    if (!(w->dir = lm_strdup(dir)))
-        rc = lm__fail(err, -ENOMEM, "write-ahead log: out of memory");
-    if (!rc && (rc = w->io->list_dir(w->io->ctx, w->dir, collect_segment, w))) {
+    lm_wal *w;
+    int rc = wal_alloc(io, dir, &w, err);
+    if (rc)
+        return rc;
+    if ((rc = w->io->list_dir(w->io->ctx, w->dir, collect_segment, w))) {
         if (rc == -ENOENT)
             rc = 0; /* no log yet: nothing to read */
         else
