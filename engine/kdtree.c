@@ -39,16 +39,19 @@
 
 /* Most points in a leaf; a split never leaves fewer than LEAF_MAX/2 on a side, so
  * leaves of a tree with more than LEAF_MAX points hold LEAF_MAX/2..LEAF_MAX.
- * Chosen with bench/bench_kdtree.c (kNN, k = 10). */
-#define LEAF_MAX 16u
-#define LANES 4
-/* Each binary split leaves at most 3/4 of a range (+1) on a side, so for n < 2^32 a
- * path has fewer than 72 binary splits, 36 nodes. Checked at build. */
-#define MAX_DEPTH 48
+ * Children per node. Both chosen with bench/bench_kdtree.c (kNN, k = 10, 1M points):
+ * against 4 lanes and leaves of 16 or 32, 8 x 24 visits fewer nodes on the way
+ * down (each a likely cache miss) for the same points scanned. */
+#define LEAF_MAX 24u
+#define LANES 8
+/* A binary split leaves at most 3/4 of a range (+1) on a side, so for n < 2^32 a
+ * path holds at most 66 splits before ranges fit a leaf; every node level takes at
+ * least one. Checked at build. */
+#define MAX_DEPTH 72
 /* Depth-first stacks: a visit pops one entry and pushes at most LANES. */
-#define DFS_MAX (LANES * MAX_DEPTH + LANES)
-/* Best-first queue entries; typical queries use a few dozen. */
-#define QUEUE_MAX 128
+#define DFS_MAX ((LANES - 1) * MAX_DEPTH + LANES + 1)
+/* Best-first queue entries; k = 10 uses a few dozen. */
+#define QUEUE_MAX 256
 
 struct box {
     float lo[3], hi[3];
@@ -97,14 +100,16 @@ static inline void lanes_d2(const struct node *nd, float qx, float qy, float qz,
 {
     const __m128 zero = _mm_setzero_ps();
     const __m128 q[3] = {_mm_set1_ps(qx), _mm_set1_ps(qy), _mm_set1_ps(qz)};
-    __m128 sum = zero;
-    for (int k = 0; k < 3; k++) {
-        __m128 below = _mm_sub_ps(_mm_load_ps(nd->lo[k]), q[k]);
-        __m128 above = _mm_sub_ps(q[k], _mm_load_ps(nd->hi[k]));
-        __m128 dk = _mm_max_ps(_mm_max_ps(below, above), zero);
-        sum = k == 0 ? _mm_mul_ps(dk, dk) : _mm_add_ps(sum, _mm_mul_ps(dk, dk));
+    for (int g = 0; g < LANES; g += 4) {
+        __m128 sum = zero;
+        for (int k = 0; k < 3; k++) {
+            __m128 below = _mm_sub_ps(_mm_load_ps(nd->lo[k] + g), q[k]);
+            __m128 above = _mm_sub_ps(q[k], _mm_load_ps(nd->hi[k] + g));
+            __m128 dk = _mm_max_ps(_mm_max_ps(below, above), zero);
+            sum = k == 0 ? _mm_mul_ps(dk, dk) : _mm_add_ps(sum, _mm_mul_ps(dk, dk));
+        }
+        _mm_storeu_ps(d + g, sum);
     }
-    _mm_storeu_ps(d, sum);
 }
 #else
 static inline void lanes_d2(const struct node *nd, float qx, float qy, float qz,
@@ -208,16 +213,27 @@ static int build_node(struct builder *bd, uint32_t i, uint32_t a, uint32_t b, in
 {
     if (depth >= MAX_DEPTH)
         return LM_EINTERNAL; /* cannot happen for n < 2^32, see MAX_DEPTH */
-    uint32_t cut[LANES + 1];
-    int m = 0;
-    uint32_t s = choose_split(bd, a, b);
-    uint32_t half[3] = {a, s, b};
-    for (int h = 0; h < 2; h++) {
-        cut[m++] = half[h];
-        if (half[h + 1] - half[h] > LEAF_MAX)
-            cut[m++] = choose_split(bd, half[h], half[h + 1]);
+    /* Children as large as a full subtree one level shorter: with cap = LEAF_MAX *
+     * LANES^h the least such that cap * LANES >= b - a, split the child with the most
+     * points in two while it holds more than cap (and lanes remain). So nodes are
+     * full instead of ending in children of a few leaves. Index order is kept. */
+    uint64_t cap = LEAF_MAX;
+    while (cap * LANES < b - a)
+        cap *= LANES;
+    uint32_t cut[LANES + 1] = {a, b};
+    int m = 1;
+    while (m < LANES) {
+        int big = 0;
+        for (int r = 1; r < m; r++)
+            if (cut[r + 1] - cut[r] > cut[big + 1] - cut[big])
+                big = r;
+        if (cut[big + 1] - cut[big] <= cap)
+            break;
+        uint32_t s = choose_split(bd, cut[big], cut[big + 1]);
+        memmove(&cut[big + 2], &cut[big + 1], (size_t)(m - big) * sizeof *cut);
+        cut[big + 1] = s;
+        m++;
     }
-    cut[m] = b;
     struct node *nd = &bd->node[i];
     for (int j = 0; j < LANES; j++) {
         struct box bx = j < m ? range_box(bd->x, bd->y, bd->z, cut[j], cut[j + 1]) : empty_box;
@@ -564,7 +580,9 @@ static void knn_depth_first(struct knn_query *q, struct pending p)
         float d[LANES];
         lanes_d2(nd, q->qx, q->qy, q->qz, d);
         /* Pushed farthest first so the nearest is searched first. */
-        int order[LANES] = {0, 1, 2, 3};
+        int order[LANES];
+        for (int a = 0; a < LANES; a++)
+            order[a] = a;
         for (int a = 1; a < LANES; a++)
             for (int b = a; b > 0 && d[order[b]] > d[order[b - 1]]; b--) {
                 int tmp = order[b];

@@ -592,7 +592,10 @@ static void build_reports_tight_bounds_and_size(void **state)
         }
         assert_int_equal(lm_kdtree_size(t), p.n);
         size_t bytes = lm_kdtree_memory_bytes(t);
-        assert_true(bytes > 0 && bytes <= 256 + (size_t)p.n * 8);
+        /* Worst case one 256-byte node per 12 points; Morton-ordered data far less. */
+        assert_true(bytes > 0 && bytes <= 1024 + (size_t)p.n * 22);
+        if (p.n >= 1000)
+            assert_true(bytes <= (size_t)p.n * 8);
         lm_kdtree_free(t);
         pts_free(&p);
     }
