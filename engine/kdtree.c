@@ -44,6 +44,7 @@
  * down (each a likely cache miss) for the same points scanned. */
 #define LEAF_MAX 24u
 #define LANES 8
+_Static_assert(LEAF_MAX + 3 < 32, "knn_leaf keeps a leaf's candidates in a 32-bit mask");
 /* A binary split leaves at most 3/4 of a range (+1) on a side, so for n < 2^32 a
  * path holds at most 66 splits before ranges fit a leaf; every node level takes at
  * least one. Checked at build. */
@@ -80,6 +81,8 @@ static inline float min_f(float a, float b) { return a < b ? a : b; }
 
 static const struct box empty_box = {{INFINITY, INFINITY, INFINITY},
                                      {-INFINITY, -INFINITY, -INFINITY}};
+/* Box of a lane without a child: its distance is NaN, which no limit admits. */
+static const struct box unused_lane = {{NAN, NAN, NAN}, {NAN, NAN, NAN}};
 
 /* Squared distance from q to the nearest point of b; 0 inside. A lower bound of the
  * d2 of every point in b, computed with the point formula's operations (invariant 3). */
@@ -91,9 +94,11 @@ static inline float box_d2(const struct box *b, float qx, float qy, float qz)
     return dx * dx + dy * dy + dz * dz;
 }
 
-/* box_d2 for the four children at once (+inf for unused lanes). SSE where the
- * target has it (all x86-64): maxps, subps, mulps and addps are lane-wise the
- * scalar max_f, -, * and + above, so both paths give the same bits. */
+/* box_d2 for all children at once; NaN for unused lanes: 0 is the first operand of
+ * the outer max, so a NaN passes through it (for numbers max(0, v) and max(v, 0)
+ * differ at most in the sign of a zero, which squaring drops). SSE where the target
+ * has it (all x86-64): maxps, subps, mulps and addps are lane-wise the scalar max_f,
+ * -, * and + below, so both paths give the same bits. */
 #if defined(__SSE2__)
 static inline void lanes_d2(const struct node *nd, float qx, float qy, float qz,
                             float d[LANES])
@@ -105,7 +110,7 @@ static inline void lanes_d2(const struct node *nd, float qx, float qy, float qz,
         for (int k = 0; k < 3; k++) {
             __m128 below = _mm_sub_ps(_mm_load_ps(nd->lo[k] + g), q[k]);
             __m128 above = _mm_sub_ps(q[k], _mm_load_ps(nd->hi[k] + g));
-            __m128 dk = _mm_max_ps(_mm_max_ps(below, above), zero);
+            __m128 dk = _mm_max_ps(zero, _mm_max_ps(below, above));
             sum = k == 0 ? _mm_mul_ps(dk, dk) : _mm_add_ps(sum, _mm_mul_ps(dk, dk));
         }
         _mm_storeu_ps(d + g, sum);
@@ -116,9 +121,9 @@ static inline void lanes_d2(const struct node *nd, float qx, float qy, float qz,
                             float d[LANES])
 {
     for (int j = 0; j < LANES; j++) {
-        float dx = max_f(max_f(nd->lo[0][j] - qx, qx - nd->hi[0][j]), 0.0f);
-        float dy = max_f(max_f(nd->lo[1][j] - qy, qy - nd->hi[1][j]), 0.0f);
-        float dz = max_f(max_f(nd->lo[2][j] - qz, qz - nd->hi[2][j]), 0.0f);
+        float dx = max_f(0.0f, max_f(nd->lo[0][j] - qx, qx - nd->hi[0][j]));
+        float dy = max_f(0.0f, max_f(nd->lo[1][j] - qy, qy - nd->hi[1][j]));
+        float dz = max_f(0.0f, max_f(nd->lo[2][j] - qz, qz - nd->hi[2][j]));
         d[j] = dx * dx + dy * dy + dz * dz;
     }
 }
@@ -236,7 +241,7 @@ static int build_node(struct builder *bd, uint32_t i, uint32_t a, uint32_t b, in
     }
     struct node *nd = &bd->node[i];
     for (int j = 0; j < LANES; j++) {
-        struct box bx = j < m ? range_box(bd->x, bd->y, bd->z, cut[j], cut[j + 1]) : empty_box;
+        struct box bx = j < m ? range_box(bd->x, bd->y, bd->z, cut[j], cut[j + 1]) : unused_lane;
         for (int k = 0; k < 3; k++)
             nd->lo[k][j] = bx.lo[k], nd->hi[k][j] = bx.hi[k];
         nd->begin[j] = j < m ? cut[j] : b;
@@ -309,7 +314,7 @@ static int build_nodes(lm_kdtree *t, const float *x, const float *y, const float
     } else {
         struct node *root = &t->node[0];
         for (int j = 0; j < LANES; j++) {
-            struct box bx = j == 0 ? t->bounds : empty_box;
+            struct box bx = j == 0 ? t->bounds : unused_lane;
             for (int k = 0; k < 3; k++)
                 root->lo[k][j] = bx.lo[k], root->hi[k][j] = bx.hi[k];
             root->begin[j] = j == 0 ? 0 : n;
@@ -453,9 +458,16 @@ static inline void heap_insert(struct lm_knn_heap *h, float d, uint64_t id)
     float *d2 = h->d2;
     uint64_t *ids = h->id;
     if (h->k <= SORTED_MAX) {
-        /* Drop the last when full, then shift the larger entries up by one. */
+        /* Drop the last when full, then shift the larger entries up by one: those
+         * farther, then those as far with a larger id (entry_less, two loops so the
+         * common case reads no ids). */
         uint32_t i = h->n < h->k ? h->n++ : h->k - 1;
-        while (i > 0 && entry_less(d, id, d2[i - 1], ids[i - 1])) {
+        while (i > 0 && d < d2[i - 1]) {
+            d2[i] = d2[i - 1];
+            ids[i] = ids[i - 1];
+            i--;
+        }
+        while (i > 0 && d == d2[i - 1] && id < ids[i - 1]) {
             d2[i] = d2[i - 1];
             ids[i] = ids[i - 1];
             i--;
@@ -525,23 +537,54 @@ struct knn_query {
     struct pending queue[QUEUE_MAX]; /* binary min-heap on d2 */
 };
 
-/* Distances first in a loop the compiler vectorises, then the rare candidates. */
+/* Bit j set when d2[j] <= limit, for j < m; d2 has room for m rounded up to 4. */
+static inline uint32_t within(float *d2, uint32_t m, float limit)
+{
+    uint32_t mask = 0;
+#if defined(__SSE2__)
+    for (uint32_t j = m; j % 4; j++)
+        d2[j] = NAN; /* fails every comparison */
+    const __m128 lim = _mm_set1_ps(limit);
+    for (uint32_t j = 0; j < m; j += 4)
+        mask |= (uint32_t)_mm_movemask_ps(_mm_cmple_ps(_mm_loadu_ps(d2 + j), lim)) << j;
+#else
+    for (uint32_t j = 0; j < m; j++)
+        mask |= (uint32_t)(d2[j] <= limit) << j;
+#endif
+    return mask;
+}
+
+static inline int lowest_bit(uint32_t mask)
+{
+#if defined(__GNUC__)
+    return __builtin_ctz(mask);
+#else
+    int j = 0;
+    while (!(mask & 1u))
+        mask >>= 1, j++;
+    return j;
+#endif
+}
+
+/* Distances in a loop the compiler vectorises, then only the points within the
+ * limit, rechecked as the limit shrinks. */
 static inline void knn_leaf(struct knn_query *q, uint32_t lo, uint32_t hi)
 {
-    float d2[LEAF_MAX];
+    float d2[LEAF_MAX + 3];
     uint32_t m = hi - lo;
     const float *x = q->x + lo, *y = q->y + lo, *z = q->z + lo;
     for (uint32_t j = 0; j < m; j++) {
         float dx = x[j] - q->qx, dy = y[j] - q->qy, dz = z[j] - q->qz;
         d2[j] = dx * dx + dy * dy + dz * dz;
     }
-    for (uint32_t j = 0; j < m; j++) {
+    for (uint32_t mask = within(d2, m, q->limit); mask; mask &= mask - 1) {
+        int j = lowest_bit(mask);
         if (!(d2[j] <= q->limit))
             continue;
-        uint64_t id = q->tag | (lo + j);
+        uint64_t id = q->tag | (lo + (uint32_t)j);
         if (!heap_wants(q->heap, d2[j], id))
             continue;
-        if (q->accept && !q->accept(q->ctx, lo + j))
+        if (q->accept && !q->accept(q->ctx, lo + (uint32_t)j))
             continue;
         heap_insert(q->heap, d2[j], id);
         q->limit = min_f(q->max_d2, lm_knn_heap_bound(q->heap));
