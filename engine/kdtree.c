@@ -211,6 +211,17 @@ static uint32_t choose_split(const struct builder *bd, uint32_t a, uint32_t b)
     return best;
 }
 
+/* Lanes a node over len > LEAF_MAX points uses when its children are full subtrees
+ * of the least height: ceil(len / cap), cap = LEAF_MAX * LANES^h the largest below
+ * len. */
+static uint64_t node_lanes(uint64_t len)
+{
+    uint64_t cap = LEAF_MAX;
+    while (cap * LANES < len)
+        cap *= LANES;
+    return (len + cap - 1) / cap;
+}
+
 /* Fills node i with the children of [a, b) (b - a > LEAF_MAX): its two halves, each
  * halved again when it holds more than LEAF_MAX points; children with more than
  * LEAF_MAX points become nodes, built depth first. */
@@ -218,21 +229,26 @@ static int build_node(struct builder *bd, uint32_t i, uint32_t a, uint32_t b, in
 {
     if (depth >= MAX_DEPTH)
         return LM_EINTERNAL; /* cannot happen for n < 2^32, see MAX_DEPTH */
-    /* Children as large as a full subtree one level shorter: with cap = LEAF_MAX *
-     * LANES^h the least such that cap * LANES >= b - a, split the child with the most
-     * points in two while it holds more than cap (and lanes remain). So nodes are
-     * full instead of ending in children of a few leaves. Index order is kept. */
-    uint64_t cap = LEAF_MAX;
-    while (cap * LANES < b - a)
-        cap *= LANES;
+    /* Start with one child, [a, b), and split children in two until there are
+     * LANES or all fit in leaves. Which child: the one whose own node would use the
+     * fewest lanes (a child of 30 points would become a node with two leaves; split
+     * here, it is two leaves and a level less), the larger on ties. Index order is
+     * kept. */
     uint32_t cut[LANES + 1] = {a, b};
     int m = 1;
     while (m < LANES) {
-        int big = 0;
-        for (int r = 1; r < m; r++)
-            if (cut[r + 1] - cut[r] > cut[big + 1] - cut[big])
-                big = r;
-        if (cut[big + 1] - cut[big] <= cap)
+        int big = -1;
+        uint64_t big_lanes = 0;
+        for (int r = 0; r < m; r++) {
+            uint32_t len = cut[r + 1] - cut[r];
+            if (len <= LEAF_MAX)
+                continue;
+            uint64_t lanes = node_lanes(len);
+            if (big < 0 || lanes < big_lanes ||
+                (lanes == big_lanes && len > cut[big + 1] - cut[big]))
+                big = r, big_lanes = lanes;
+        }
+        if (big < 0)
             break;
         uint32_t s = choose_split(bd, cut[big], cut[big + 1]);
         memmove(&cut[big + 2], &cut[big + 1], (size_t)(m - big) * sizeof *cut);
