@@ -533,10 +533,19 @@ void lm_knn_heap_sort(struct lm_knn_heap *h)
 
 /* ---------------------------------------------------------------- kNN search */
 
-/* A child waiting to be searched: its box distance, node (0 = leaf) and range. */
+/* A child waiting to be searched depth first: its box distance, node (0 = leaf)
+ * and range. */
 struct pending {
     float d2;
     uint32_t ref, begin, end;
+};
+
+/* A node partly searched, in the best-first queue: `done` marks the lanes already
+ * taken; d2 is the box distance of the nearest other lane when it was queued, a
+ * lower bound of everything the node still holds. */
+struct partial {
+    float d2;
+    uint32_t node, end, done;
 };
 
 struct knn_query {
@@ -550,7 +559,7 @@ struct knn_query {
     void *ctx;
     struct lm_knn_heap *heap;
     int n_queue;
-    struct pending queue[QUEUE_MAX]; /* binary min-heap on d2 */
+    struct partial queue[QUEUE_MAX]; /* binary min-heap on d2 */
 };
 
 /* Bit j set when d2[j] <= limit, for j < m; d2 has room for m rounded up to 4. */
@@ -607,62 +616,72 @@ static inline void knn_leaf(struct knn_query *q, uint32_t lo, uint32_t hi)
     }
 }
 
-/* Starts loading what searching p will read: the node, or the leaf's points. */
-static inline void knn_prefetch(const struct knn_query *q, const struct pending *p)
+/* Starts loading what searching lane j of nd will read: the child node, or the
+ * leaf's points. */
+static inline void knn_prefetch(const struct knn_query *q, const struct node *nd, int j,
+                                uint32_t end)
 {
-    if (p->ref) {
-        PREFETCH(&q->node[p->ref]);
-        PREFETCH((const char *)&q->node[p->ref] + 64);
-    } else if (p->end > p->begin) {
-        PREFETCH(q->x + p->begin), PREFETCH(q->x + p->end - 1);
-        PREFETCH(q->y + p->begin), PREFETCH(q->y + p->end - 1);
-        PREFETCH(q->z + p->begin), PREFETCH(q->z + p->end - 1);
+    if (nd->ref[j]) {
+        const char *c = (const char *)&q->node[nd->ref[j]];
+        for (size_t off = 0; off < sizeof(struct node); off += 64)
+            PREFETCH(c + off);
+    } else {
+        uint32_t b = nd->begin[j], e = lane_end(nd, j, end);
+        if (e > b) {
+            PREFETCH(q->x + b), PREFETCH(q->x + e - 1);
+            PREFETCH(q->y + b), PREFETCH(q->y + e - 1);
+            PREFETCH(q->z + b), PREFETCH(q->z + e - 1);
+        }
     }
 }
 
-/* Searches p's subtree depth first, nearer children first; for entries the queue
- * has no room for. Prunes with the current limit as it shrinks. */
-static void knn_depth_first(struct knn_query *q, struct pending p)
+/* Pushes the lanes of nd not in `done` that are within the limit, farthest first so
+ * the nearest is searched first. */
+static int push_lanes(const struct knn_query *q, const struct node *nd, uint32_t end,
+                      uint32_t done, struct pending *stack, int sp)
+{
+    float d[LANES];
+    lanes_d2(nd, q->qx, q->qy, q->qz, d);
+    int order[LANES], m = 0;
+    for (int j = 0; j < LANES; j++)
+        if (!(done >> j & 1) && d[j] <= q->limit)
+            order[m++] = j;
+    for (int a = 1; a < m; a++)
+        for (int b = a; b > 0 && d[order[b]] > d[order[b - 1]]; b--) {
+            int tmp = order[b];
+            order[b] = order[b - 1], order[b - 1] = tmp;
+        }
+    for (int a = 0; a < m; a++) {
+        int j = order[a];
+        stack[sp++] = (struct pending){d[j], nd->ref[j], nd->begin[j], lane_end(nd, j, end)};
+    }
+    return sp;
+}
+
+/* Searches the lanes of node `n` not in `done` depth first, nearer children first;
+ * for nodes the queue has no room for. Prunes with the current limit as it
+ * shrinks. */
+static void knn_depth_first(struct knn_query *q, uint32_t n, uint32_t end, uint32_t done)
 {
     struct pending stack[DFS_MAX];
-    int sp = 0;
-    stack[sp++] = p;
+    int sp = push_lanes(q, &q->node[n], end, done, stack, 0);
     while (sp > 0) {
-        p = stack[--sp];
+        struct pending p = stack[--sp];
         if (p.d2 > q->limit)
             continue;
-        if (!p.ref) {
+        if (!p.ref)
             knn_leaf(q, p.begin, p.end);
-            continue;
-        }
-        const struct node *nd = &q->node[p.ref];
-        float d[LANES];
-        lanes_d2(nd, q->qx, q->qy, q->qz, d);
-        /* Pushed farthest first so the nearest is searched first. */
-        int order[LANES];
-        for (int a = 0; a < LANES; a++)
-            order[a] = a;
-        for (int a = 1; a < LANES; a++)
-            for (int b = a; b > 0 && d[order[b]] > d[order[b - 1]]; b--) {
-                int tmp = order[b];
-                order[b] = order[b - 1], order[b - 1] = tmp;
-            }
-        for (int a = 0; a < LANES; a++) {
-            int j = order[a];
-            if (d[j] <= q->limit)
-                stack[sp++] = (struct pending){d[j], nd->ref[j], nd->begin[j],
-                                               lane_end(nd, j, p.end)};
-        }
+        else
+            sp = push_lanes(q, &q->node[p.ref], p.end, 0, stack, sp);
     }
 }
 
-static void queue_push(struct knn_query *q, struct pending p)
+static void queue_push(struct knn_query *q, struct partial p)
 {
     if (q->n_queue == QUEUE_MAX) {
-        knn_depth_first(q, p);
+        knn_depth_first(q, p.node, p.end, p.done);
         return;
     }
-    knn_prefetch(q, &p);
     int i = q->n_queue++;
     while (i > 0) {
         int parent = (i - 1) / 2;
@@ -674,9 +693,9 @@ static void queue_push(struct knn_query *q, struct pending p)
     q->queue[i] = p;
 }
 
-static struct pending queue_pop(struct knn_query *q)
+static struct partial queue_pop(struct knn_query *q)
 {
-    struct pending top = q->queue[0], last = q->queue[--q->n_queue];
+    struct partial top = q->queue[0], last = q->queue[--q->n_queue];
     int m = q->n_queue, i = 0;
     for (;;) {
         int c = 2 * i + 1;
@@ -709,29 +728,35 @@ void lm_kdtree_knn(const lm_kdtree *t, const float *x, const float *y, const flo
      * equal distance and smaller id. */
     if (box_d2(&t->bounds, s.qx, s.qy, s.qz) > s.limit)
         return;
-    struct pending cur = {0, 0, 0, t->n}; /* the root node */
-    bool is_root = true;
+    /* Lazy best first: a visit takes the node's nearest remaining lane and queues
+     * the node once more, keyed by its next nearest lane; its other lanes are looked
+     * at only if the search gets back to it. */
+    struct partial cur = {0, 0, t->n, 0}; /* the root */
     for (;;) {
-        if (is_root || cur.ref) {
-            /* Go on into the nearest child; queue the others. */
-            const struct node *nd = &t->node[cur.ref];
-            float d[LANES];
-            lanes_d2(nd, s.qx, s.qy, s.qz, d);
-            int near = 0;
-            for (int j = 1; j < LANES; j++)
-                near = d[j] < d[near] ? j : near;
-            for (int j = 0; j < LANES; j++)
-                if (j != near && d[j] <= s.limit)
-                    queue_push(&s, (struct pending){d[j], nd->ref[j], nd->begin[j],
-                                                    lane_end(nd, j, cur.end)});
-            is_root = false;
-            if (d[near] <= s.limit) {
-                cur = (struct pending){d[near], nd->ref[near], nd->begin[near],
-                                       lane_end(nd, near, cur.end)};
+        const struct node *nd = &t->node[cur.node];
+        float d[LANES];
+        lanes_d2(nd, s.qx, s.qy, s.qz, d);
+        int near = -1, next = -1;
+        for (int j = 0; j < LANES; j++) {
+            if (cur.done >> j & 1 || !(d[j] <= s.limit))
+                continue;
+            if (near < 0 || d[j] < d[near])
+                next = near, near = j;
+            else if (next < 0 || d[j] < d[next])
+                next = j;
+        }
+        if (near >= 0) {
+            if (next >= 0) {
+                knn_prefetch(&s, nd, next, cur.end);
+                queue_push(&s, (struct partial){d[next], cur.node, cur.end,
+                                                cur.done | 1u << near});
+            }
+            uint32_t end = lane_end(nd, near, cur.end);
+            if (nd->ref[near]) {
+                cur = (struct partial){d[near], nd->ref[near], end, 0};
                 continue;
             }
-        } else {
-            knn_leaf(&s, cur.begin, cur.end);
+            knn_leaf(&s, nd->begin[near], end);
         }
         /* The nearest queued box; once it is beyond the limit, so is every other. */
         if (s.n_queue == 0)
