@@ -562,19 +562,17 @@ struct knn_query {
     struct partial queue[QUEUE_MAX]; /* binary min-heap on d2 */
 };
 
-/* Bit j set when d2[j] <= limit, for j < m; d2 has room for m rounded up to 4. */
-static inline uint32_t within(float *d2, uint32_t m, float limit)
+/* Bit j set when d[j] <= limit (never for NaN), for j < m; m is a multiple of 4. */
+static inline uint32_t within(const float *d, uint32_t m, float limit)
 {
     uint32_t mask = 0;
 #if defined(__SSE2__)
-    for (uint32_t j = m; j % 4; j++)
-        d2[j] = NAN; /* fails every comparison */
     const __m128 lim = _mm_set1_ps(limit);
     for (uint32_t j = 0; j < m; j += 4)
-        mask |= (uint32_t)_mm_movemask_ps(_mm_cmple_ps(_mm_loadu_ps(d2 + j), lim)) << j;
+        mask |= (uint32_t)_mm_movemask_ps(_mm_cmple_ps(_mm_loadu_ps(d + j), lim)) << j;
 #else
     for (uint32_t j = 0; j < m; j++)
-        mask |= (uint32_t)(d2[j] <= limit) << j;
+        mask |= (uint32_t)(d[j] <= limit) << j;
 #endif
     return mask;
 }
@@ -602,7 +600,10 @@ static inline void knn_leaf(struct knn_query *q, uint32_t lo, uint32_t hi)
         float dx = x[j] - q->qx, dy = y[j] - q->qy, dz = z[j] - q->qz;
         d2[j] = dx * dx + dy * dy + dz * dz;
     }
-    for (uint32_t mask = within(d2, m, q->limit); mask; mask &= mask - 1) {
+    uint32_t m4 = (m + 3) & ~3u;
+    for (uint32_t j = m; j < m4; j++)
+        d2[j] = NAN; /* fails every comparison */
+    for (uint32_t mask = within(d2, m4, q->limit); mask; mask &= mask - 1) {
         int j = lowest_bit(mask);
         if (!(d2[j] <= q->limit))
             continue;
@@ -737,9 +738,8 @@ void lm_kdtree_knn(const lm_kdtree *t, const float *x, const float *y, const flo
         float d[LANES];
         lanes_d2(nd, s.qx, s.qy, s.qz, d);
         int near = -1, next = -1;
-        for (int j = 0; j < LANES; j++) {
-            if (cur.done >> j & 1 || !(d[j] <= s.limit))
-                continue;
+        for (uint32_t open = within(d, LANES, s.limit) & ~cur.done; open; open &= open - 1) {
+            int j = lowest_bit(open);
             if (near < 0 || d[j] < d[near])
                 next = near, near = j;
             else if (next < 0 || d[j] < d[next])
