@@ -1,29 +1,34 @@
 /* kdtree.c - bounding-box tree over index ranges of Morton-ordered points (kdtree.h).
  *
- * Layout: 4-wide nodes. A node holds, for each of up to four children, the child's
- * box (stored lane-wise: lo[axis][lane], so one loop the compiler vectorises measures
- * all four), the first index of its range and `ref`: the child's node number, or 0
- * for a leaf. Child j's range ends where child j+1's begins; the last child's where
- * its parent's ends, so walks carry `end` along. Unused lanes have the empty box,
- * ref 0 and begin == the parent's end (an empty leaf). Node 0 is the root; it is
- * never a child, which frees 0 to mean "leaf". A node is 128 bytes, 64-byte aligned;
- * nodes are numbered depth first, so a subtree's nodes sit together.
+ * Layout: 8-wide nodes. A node holds, for each of up to eight children, the child's
+ * box (stored lane-wise, lo[axis][lane], so SSE measures four children at a time),
+ * the first index of its range and `ref`: the child's node number, or 0 for a leaf.
+ * Child j's range ends where child j+1's begins; the last child's where its
+ * parent's ends, so walks carry `end` along. Unused lanes have NaN boxes (their
+ * distance never passes a limit), ref 0 and begin == the parent's end (an empty
+ * leaf). Node 0 is the root; it is never a child, which frees 0 to mean "leaf". A
+ * node is 256 bytes, 64-byte aligned; nodes are numbered depth first, so a subtree's
+ * nodes sit together.
  *
  * Splits: halving a Morton range by count cuts the curve anywhere, and a range that
  * crosses a coarse Morton cell boundary jumps between far corners: its box grows to
- * the size of that cell and queries land inside dozens of such boxes. So the build
+ * the size of that cell and queries land inside dozens of such boxes (the first
+ * version of this file did that and was 7x slower than nanoflann). So the build
  * picks, for each range, the split in the middle half (by count) that minimises the
  * count-weighted surface area of the two sides. In Morton order that is the coarsest
  * cell boundary near the middle, found without knowing the caller's grid; for any
- * other order it is still a good geometric split. A node takes the two halves, each
- * split once more when it holds more than LEAF_MAX points. Build time O(n log n).
+ * other order it is still a good geometric split. A node's children come from
+ * splitting its range, then its children, in two (see build_node). Build time
+ * O(n log n), the sweeps of choose_split.
  *
- * kNN visits children nearest first and keeps the others in a small priority queue
- * by box distance (best first: a leaf is scanned only if its box is nearer than the
- * k-th candidate at that time, which is close to the leaves the final k-th distance
- * requires). The queue has a fixed size; an entry that does not fit is searched at
- * once, depth first. Children are prefetched when queued: a query is bound by memory
- * latency, and this overlaps the misses of siblings.
+ * kNN (lazy best first): a visit measures the node's lanes, goes on into the nearest
+ * lane within the limit, and queues the node once more keyed by its next nearest
+ * lane; the queue is a min-heap on box distance, and the search ends when its
+ * smallest key is beyond the k-th distance. So leaves are scanned nearly in order of
+ * box distance (the fewest a query needs), and a visit costs one queue entry however
+ * many lanes are open. What is queued is prefetched: a query is bound by memory
+ * latency, and this overlaps the misses of the next leaves with the current one. The
+ * queue has a fixed size; a node that does not fit is searched at once, depth first.
  */
 #include "kdtree.h"
 
