@@ -441,6 +441,8 @@ static inline uint32_t worst_slot(const struct lm_knn_heap *h)
 
 float lm_knn_heap_bound(const struct lm_knn_heap *h)
 {
+    if (h->k == 0)
+        return -INFINITY; /* a caller-filled heap with no room takes nothing */
     return h->n < h->k ? INFINITY : h->d2[worst_slot(h)];
 }
 
@@ -469,6 +471,8 @@ static inline bool heap_wants(const struct lm_knn_heap *h, float d, uint64_t id)
 {
     if (h->n < h->k)
         return true;
+    if (h->k == 0)
+        return false;
     uint32_t w = worst_slot(h);
     return entry_less(d, id, h->d2[w], h->id[w]);
 }

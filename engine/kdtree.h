@@ -84,8 +84,9 @@ int lm_knn_heap_init(struct lm_knn_heap *h, uint32_t k);
 void lm_knn_heap_free(struct lm_knn_heap *h);
 /* Empties the heap (n = 0) for the next query; keeps its storage. */
 void lm_knn_heap_reset(struct lm_knn_heap *h);
-/* The k-th smallest d2 held so far, or +inf while fewer than k are held. Points
- * farther than this cannot enter; an equal one enters only with a smaller id. */
+/* The k-th smallest d2 held so far, or +inf while fewer than k are held (-inf when
+ * k == 0). Points farther than this cannot enter; an equal one enters only with a
+ * smaller id. */
 float lm_knn_heap_bound(const struct lm_knn_heap *h);
 /* Offers one entry; returns true when it was kept. For callers merging candidates
  * that do not come from a tree. */

@@ -405,6 +405,13 @@ static void heap_push_and_sort_order_by_distance_then_id(void **state)
     }
     struct lm_knn_heap h;
     assert_int_equal(lm_knn_heap_init(&h, 0), LM_EBADARG);
+    /* A caller-filled heap without room takes nothing. */
+    float d2;
+    uint64_t id;
+    struct lm_knn_heap none = {0, 0, &d2, &id};
+    assert_false(lm_knn_heap_push(&none, 1.0f, 7));
+    assert_true(lm_knn_heap_bound(&none) < 0);
+    assert_int_equal(none.n, 0);
 }
 
 /* ---------------------------------------------------------------- range queries */
