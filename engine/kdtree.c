@@ -227,9 +227,9 @@ static uint64_t node_lanes(uint64_t len)
     return (len + cap - 1) / cap;
 }
 
-/* Fills node i with the children of [a, b) (b - a > LEAF_MAX): its two halves, each
- * halved again when it holds more than LEAF_MAX points; children with more than
- * LEAF_MAX points become nodes, built depth first. */
+/* Fills node i with up to LANES children covering [a, b) (b - a > LEAF_MAX);
+ * children with more than LEAF_MAX points become nodes, numbered and built depth
+ * first. */
 static int build_node(struct builder *bd, uint32_t i, uint32_t a, uint32_t b, int depth)
 {
     if (depth >= MAX_DEPTH)
@@ -279,7 +279,6 @@ static int build_node(struct builder *bd, uint32_t i, uint32_t a, uint32_t b, in
         int rc = build_node(bd, nd->ref[j], cut[j], cut[j + 1], depth + 1);
         if (rc)
             return rc;
-        nd = &bd->node[i];
     }
     return 0;
 }
