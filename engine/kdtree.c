@@ -721,6 +721,48 @@ static struct partial queue_pop(struct knn_query *q)
     return top;
 }
 
+/* Takes the nearest open lanes of *cur (lazy best first: the node goes back in the
+ * queue keyed by its next nearest lane). Returns true with *cur set to a child node
+ * to visit next; false when it ended on a leaf or nothing was within the limit. */
+static bool knn_visit(struct knn_query *s, struct partial *cur)
+{
+    const struct node *nd = &s->node[cur->node];
+    float d[LANES];
+    lanes_d2(nd, s->qx, s->qy, s->qz, d);
+    for (;;) {
+        int near = -1, next = -1;
+        for (uint32_t open = within(d, LANES, s->limit) & ~cur->done; open;
+             open &= open - 1) {
+            int j = lowest_bit(open);
+            if (near < 0 || d[j] < d[near])
+                next = near, near = j;
+            else if (next < 0 || d[j] < d[next])
+                next = j;
+        }
+        if (near < 0)
+            return false;
+        uint32_t end = lane_end(nd, near, cur->end);
+        if (next >= 0) {
+            knn_prefetch(s, nd, next, cur->end);
+            /* A leaf followed by a lane nearer than anything queued: scan it and stay
+             * on this node, without the round trip through the queue. */
+            if (!nd->ref[near] && (s->n_queue == 0 || d[next] <= s->queue[0].d2)) {
+                knn_leaf(s, nd->begin[near], end);
+                cur->done |= 1u << near;
+                continue;
+            }
+            queue_push(s, (struct partial){d[next], cur->node, cur->end,
+                                           cur->done | 1u << near});
+        }
+        if (nd->ref[near]) {
+            *cur = (struct partial){d[near], nd->ref[near], end, 0};
+            return true;
+        }
+        knn_leaf(s, nd->begin[near], end);
+        return false;
+    }
+}
+
 void lm_kdtree_knn(const lm_kdtree *t, const float *x, const float *y, const float *z,
                    const float q[3], uint64_t tag, float max_d2,
                    lm_kdtree_accept_fn accept, void *ctx, struct lm_knn_heap *heap)
@@ -742,30 +784,8 @@ void lm_kdtree_knn(const lm_kdtree *t, const float *x, const float *y, const flo
      * at only if the search gets back to it. */
     struct partial cur = {0, 0, t->n, 0}; /* the root */
     for (;;) {
-        const struct node *nd = &t->node[cur.node];
-        float d[LANES];
-        lanes_d2(nd, s.qx, s.qy, s.qz, d);
-        int near = -1, next = -1;
-        for (uint32_t open = within(d, LANES, s.limit) & ~cur.done; open; open &= open - 1) {
-            int j = lowest_bit(open);
-            if (near < 0 || d[j] < d[near])
-                next = near, near = j;
-            else if (next < 0 || d[j] < d[next])
-                next = j;
-        }
-        if (near >= 0) {
-            if (next >= 0) {
-                knn_prefetch(&s, nd, next, cur.end);
-                queue_push(&s, (struct partial){d[next], cur.node, cur.end,
-                                                cur.done | 1u << near});
-            }
-            uint32_t end = lane_end(nd, near, cur.end);
-            if (nd->ref[near]) {
-                cur = (struct partial){d[near], nd->ref[near], end, 0};
-                continue;
-            }
-            knn_leaf(&s, nd->begin[near], end);
-        }
+        if (knn_visit(&s, &cur))
+            continue;
         /* The nearest queued box; once it is beyond the limit, so is every other. */
         if (s.n_queue == 0)
             return;
