@@ -275,9 +275,10 @@ static void bench_voxels(size_t n_vox)
     cols_alloc(&c, n);
     size_t o = 0;
     for (size_t bl = 0; bl < blocks; bl++) {
-        int32_t base[3] = {(int32_t)(bench_rng(&rng) % 4000) - 2000,
-                           (int32_t)(bench_rng(&rng) % 4000) - 2000,
-                           (int32_t)(bench_rng(&rng) % 400) - 200};
+        /* blocks on a 100 x 100 lattice with gaps, so that no voxel is set twice */
+        int32_t base[3] = {(int32_t)(bl % 100) * 40 - 2000,
+                           (int32_t)((bl / 100) % 100) * 40 - 2000,
+                           (int32_t)(bl / 10000) * 40 - 200};
         for (int z = 0; z < B; z++)
             for (int y = 0; y < B; y++)
                 for (int x = 0; x < B; x++, o++) {
