@@ -86,17 +86,30 @@ static void forward(enum codec c, const uint8_t *in, uint8_t *out, size_t n, siz
         }
         src = tmp;
     }
-    for (size_t i = 0; i < count; i++)
-        for (size_t k = 0; k < size; k++)
-            out[k * count + i] = src[i * size + k];
+    /* one output stream per byte position, each written in order */
+    for (size_t k = 0; k < size; k++) {
+        uint8_t *o = out + k * count;
+        for (size_t i = 0; i < count; i++)
+            o[i] = src[i * size + k];
+    }
 }
 
 static void inverse(enum codec c, const uint8_t *in, uint8_t *out, size_t n, size_t size)
 {
     size_t count = n / size;
-    for (size_t i = 0; i < count; i++)
-        for (size_t k = 0; k < size; k++)
-            out[i * size + k] = in[k * count + i];
+    /* gather the byte streams back, writing the output in order */
+    if (size == 4) {
+        const uint8_t *b0 = in, *b1 = in + count, *b2 = in + 2 * count, *b3 = in + 3 * count;
+        for (size_t i = 0; i < count; i++) {
+            uint32_t v = (uint32_t)b0[i] | (uint32_t)b1[i] << 8 | (uint32_t)b2[i] << 16 |
+                         (uint32_t)b3[i] << 24;
+            memcpy(out + 4 * i, &v, 4);
+        }
+    } else {
+        for (size_t i = 0; i < count; i++)
+            for (size_t k = 0; k < size; k++)
+                out[i * size + k] = in[k * count + i];
+    }
     if (c == CODEC_XOR_SHUF || c == CODEC_DELTA_SHUF) {
         if (size == 4) {
             uint32_t prev = 0;
@@ -586,38 +599,100 @@ static void rd_name(struct rd *r, char out[LM_NAME_MAX + 1])
     out[r->bad ? 0 : len] = 0;
 }
 
-/* Reads one segment file whole (segments are read once at open). */
+/* Open segments while loading: each file is opened and its header checked once, then
+ * every block is read with one pread into a reused buffer. (Reading whole segments
+ * would re-read them as chunks of different checkpoints alternate.) */
 struct seg_cache {
-    uint64_t seg;
-    void *data;
-    size_t n;
+    uint64_t *seg;
+    int *fd;
+    size_t n, cap;
+    uint8_t *buf;
+    size_t buf_cap;
 };
 
-static int seg_get(const struct lm_io *io, const char *dir, uint64_t seg,
-                   struct seg_cache *cache, struct lm_error *err)
+static void seg_cache_free(const struct lm_io *io, struct seg_cache *c)
 {
-    if (cache->data && cache->seg == seg)
-        return 0;
-    lm_free(cache->data);
-    cache->data = NULL;
+    for (size_t i = 0; i < c->n; i++)
+        io->close(io->ctx, c->fd[i]);
+    lm_free(c->seg);
+    lm_free(c->fd);
+    lm_free(c->buf);
+}
+
+static int seg_fd(const struct lm_io *io, const char *dir, uint64_t seg,
+                  struct seg_cache *cache, int *fd_out, struct lm_error *err)
+{
+    for (size_t i = 0; i < cache->n; i++)
+        if (cache->seg[i] == seg) {
+            *fd_out = cache->fd[i];
+            return 0;
+        }
+    if (cache->n == cache->cap) {
+        size_t cap = cache->cap ? cache->cap * 2 : 8;
+        uint64_t *sv = lm_realloc(cache->seg, cap * sizeof *sv);
+        if (!sv)
+            return -ENOMEM;
+        cache->seg = sv;
+        int *fv = lm_realloc(cache->fd, cap * sizeof *fv);
+        if (!fv)
+            return -ENOMEM;
+        cache->fd = fv;
+        cache->cap = cap;
+    }
     char path[4096];
     seg_path(path, sizeof path, dir, seg);
-    int rc = lm_io_read_file(io, path, &cache->data, &cache->n, err);
+    int fd = -1, rc = io->open(io->ctx, path, O_RDONLY, 0, &fd);
     if (rc)
-        return rc;
-    cache->seg = seg;
-    const uint8_t *p = cache->data;
+        return lm__fail(err, rc, "%s: cannot open: %s", path, lm_strerror(rc));
+    uint8_t p[SEG_HEADER];
+    size_t got = 0;
+    rc = io->pread(io->ctx, fd, p, SEG_HEADER, 0, &got);
     uint32_t version, crc;
-    if (cache->n < SEG_HEADER || memcmp(p, SEG_MAGIC, 8))
-        return lm__fail_at(err, LM_ECORRUPT, 0, 0, 0, "%s: not a chunk segment (bad magic)",
-                           path);
     memcpy(&version, p + 8, 4);
     memcpy(&crc, p + 24, 4);
-    if (version > LM_STORE_VERSION)
-        return lm__fail(err, LM_EVERSION, "%s: format version %u is newer than %u", path,
-                        version, LM_STORE_VERSION);
-    if (crc != lm_crc32c(0, p, 24))
-        return lm__fail_at(err, LM_ECORRUPT, 0, 0, 0, "%s: header checksum mismatch", path);
+    if (rc)
+        rc = lm__fail(err, rc, "%s: cannot read: %s", path, lm_strerror(rc));
+    else if (got < SEG_HEADER || memcmp(p, SEG_MAGIC, 8))
+        rc = lm__fail_at(err, LM_ECORRUPT, 0, 0, 0, "%s: not a chunk segment (bad magic)",
+                         path);
+    else if (version > LM_STORE_VERSION)
+        rc = lm__fail(err, LM_EVERSION, "%s: format version %u is newer than %u", path,
+                      version, LM_STORE_VERSION);
+    else if (crc != lm_crc32c(0, p, 24))
+        rc = lm__fail_at(err, LM_ECORRUPT, 0, 0, 0, "%s: header checksum mismatch", path);
+    if (rc) {
+        io->close(io->ctx, fd);
+        return rc;
+    }
+    cache->seg[cache->n] = seg;
+    cache->fd[cache->n++] = fd;
+    *fd_out = fd;
+    return 0;
+}
+
+/* Reads block [off, off + len) of segment seg into cache->buf. */
+static int read_block(const struct lm_io *io, const char *dir, uint64_t seg, uint64_t off,
+                      uint32_t len, struct seg_cache *cache, struct lm_error *err)
+{
+    int fd = -1, rc = seg_fd(io, dir, seg, cache, &fd, err);
+    if (rc)
+        return rc;
+    if (len > cache->buf_cap) {
+        uint8_t *b = lm_realloc(cache->buf, len);
+        if (!b)
+            return -ENOMEM;
+        cache->buf = b;
+        cache->buf_cap = len;
+    }
+    size_t got = 0;
+    char path[4096];
+    seg_path(path, sizeof path, dir, seg);
+    if ((rc = io->pread(io->ctx, fd, cache->buf, len, off, &got)))
+        return lm__fail(err, rc, "%s: cannot read: %s", path, lm_strerror(rc));
+    if (got != len)
+        return lm__fail_at(err, LM_ECORRUPT, 0, 0, (int64_t)off,
+                           "%s: chunk block at byte %" PRIu64 " runs past the file end", path,
+                           off);
     return 0;
 }
 
@@ -625,7 +700,7 @@ int lm__store_manifest_lsn(const struct lm_io *io, const char *dir, uint64_t *ls
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/MANIFEST", dir);
-    int fd, rc = io->open(io->ctx, path, O_RDONLY, 0, &fd);
+    int fd = -1, rc = io->open(io->ctx, path, O_RDONLY, 0, &fd);
     if (rc == -ENOENT) {
         *lsn = 0;
         return 0;
@@ -738,18 +813,11 @@ int lm__store_load(const struct lm_io *io, const char *dir, struct lm_field ***f
                                  "%s: truncated at byte %zu", path, r.at);
                 goto fail;
             }
-            if ((rc = seg_get(io, dir, seg, &cache, err)))
+            if ((rc = read_block(io, dir, seg, off, len, &cache, err)))
                 goto fail;
             seg_path(path, sizeof path, dir, seg);
-            if (off > cache.n || len > cache.n - off) {
-                rc = lm__fail_at(err, LM_ECORRUPT, 0, 0, (int64_t)off,
-                                 "%s: chunk block at byte %" PRIu64 " runs past the file end",
-                                 path, off);
-                goto fail;
-            }
             struct lm_chunk *c = NULL;
-            if ((rc = block_decode((uint8_t *)cache.data + off, len, &f->schema, path, off,
-                                   &c, err)))
+            if ((rc = block_decode(cache.buf, len, &f->schema, path, off, &c, err)))
                 goto fail;
             if (memcmp(c->coord, coord, sizeof coord)) {
                 lm__chunk_free(c, &f->schema);
@@ -772,7 +840,7 @@ int lm__store_load(const struct lm_io *io, const char *dir, struct lm_field ***f
             snprintf(path, sizeof path, "%s/MANIFEST", dir);
         }
     }
-    lm_free(cache.data);
+    seg_cache_free(io, &cache);
     lm_free(data);
     *fields_out = fields;
     *n_out = nf;
@@ -782,7 +850,7 @@ fail:
     for (size_t i = 0; fields && i <= made && i < nf; i++)
         lm__field_free(fields[i]);
     lm_free(fields);
-    lm_free(cache.data);
+    seg_cache_free(io, &cache);
     lm_free(data);
     if (rc == -ENOMEM)
         lm__fail(err, rc, "out of memory loading %s", dir);
