@@ -5,9 +5,11 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <lz4.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "crc32c.h"
@@ -696,6 +698,77 @@ static int read_block(const struct lm_io *io, const char *dir, uint64_t seg, uin
     return 0;
 }
 
+/* ---------------------------------------------------------------- parallel decode */
+
+struct block_ref {
+    int32_t coord[3];
+    uint64_t seg, off;
+    uint32_t len;
+};
+
+struct decode_job {
+    const struct lm_io *io;
+    const char *dir;
+    const struct lm_schema *s;
+    const struct block_ref *refs;
+    struct lm_chunk **out;
+    size_t begin, end;
+    int rc;
+    struct lm_error err;
+};
+
+static void *decode_range(void *arg)
+{
+    struct decode_job *j = arg;
+    struct seg_cache cache = {0};
+    char path[4096];
+    for (size_t i = j->begin; i < j->end && !j->rc; i++) {
+        const struct block_ref *b = &j->refs[i];
+        if ((j->rc = read_block(j->io, j->dir, b->seg, b->off, b->len, &cache, &j->err)))
+            break;
+        seg_path(path, sizeof path, j->dir, b->seg);
+        j->rc = block_decode(cache.buf, b->len, j->s, path, b->off, &j->out[i], &j->err);
+    }
+    seg_cache_free(j->io, &cache);
+    return NULL;
+}
+
+/* Reads and decodes blocks refs[0..k) into out[], one thread per core (chunks are
+ * independent; voxel rebuilding dominates the load). The first error wins. */
+static int decode_all(const struct lm_io *io, const char *dir, const struct lm_schema *s,
+                      const struct block_ref *refs, size_t k, struct lm_chunk **out,
+                      struct lm_error *err)
+{
+    enum { MAX_THREADS = 8 };
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t t = cores < 1 ? 1 : (size_t)cores;
+    if (t > MAX_THREADS)
+        t = MAX_THREADS;
+    if (t > k / 4 + 1)
+        t = k / 4 + 1; /* small databases: not worth a thread */
+    struct decode_job jobs[MAX_THREADS];
+    pthread_t th[MAX_THREADS];
+    bool started[MAX_THREADS] = {false};
+    for (size_t i = 0; i < t; i++) {
+        jobs[i] = (struct decode_job){io, dir, s, refs, out, k * i / t, k * (i + 1) / t, 0, {0}};
+        started[i] = i > 0 && pthread_create(&th[i], NULL, decode_range, &jobs[i]) == 0;
+        if (i > 0 && !started[i])
+            decode_range(&jobs[i]); /* no thread: do it here */
+    }
+    decode_range(&jobs[0]);
+    int rc = 0;
+    for (size_t i = 0; i < t; i++) {
+        if (started[i])
+            pthread_join(th[i], NULL);
+        if (jobs[i].rc && !rc) {
+            rc = jobs[i].rc;
+            if (err)
+                *err = jobs[i].err;
+        }
+    }
+    return rc;
+}
+
 int lm__store_manifest_lsn(const struct lm_io *io, const char *dir, uint64_t *lsn)
 {
     char path[4096];
@@ -738,7 +811,6 @@ int lm__store_load(const struct lm_io *io, const char *dir, struct lm_field ***f
     struct lm_field **fields = NULL;
     uint32_t nf = 0, version = 0;
     size_t made = 0;
-    struct seg_cache cache = {0};
     struct rd r = {data, n, 0, false};
     uint64_t lsn = 0;
     char magic[8];
@@ -800,31 +872,46 @@ int lm__store_load(const struct lm_io *io, const char *dir, struct lm_field ***f
             goto fail;
         struct lm_field *f = fields[made];
         f->lsn = flsn;
+        if (k > (r.n - r.at) / 32) {
+            rc = lm__fail_at(err, LM_ECORRUPT, 0, 0, (int64_t)r.at,
+                             "%s: %u chunks cannot fit in what is left", path, k);
+            goto fail;
+        }
+        struct block_ref *refs = lm_alloc(((size_t)k + 1) * sizeof *refs);
+        struct lm_chunk **loaded = lm_calloc((size_t)k + 1, sizeof *loaded);
+        if (!refs || !loaded) {
+            lm_free(refs);
+            lm_free(loaded);
+            rc = -ENOMEM;
+            goto fail;
+        }
         for (uint32_t j = 0; j < k; j++) {
-            int32_t coord[3];
-            uint64_t seg = 0, off = 0;
-            uint32_t len = 0;
-            rd(&r, coord, 12);
-            rd(&r, &seg, 8);
-            rd(&r, &off, 8);
-            rd(&r, &len, 4);
-            if (r.bad) {
-                rc = lm__fail_at(err, LM_ECORRUPT, 0, 0, (int64_t)r.at,
-                                 "%s: truncated at byte %zu", path, r.at);
-                goto fail;
-            }
-            if ((rc = read_block(io, dir, seg, off, len, &cache, err)))
-                goto fail;
+            rd(&r, refs[j].coord, 12);
+            rd(&r, &refs[j].seg, 8);
+            rd(&r, &refs[j].off, 8);
+            rd(&r, &refs[j].len, 4);
+        }
+        if (r.bad) {
+            lm_free(refs);
+            lm_free(loaded);
+            rc = lm__fail_at(err, LM_ECORRUPT, 0, 0, (int64_t)r.at, "%s: truncated at byte %zu",
+                             path, r.at);
+            goto fail;
+        }
+        rc = decode_all(io, dir, &f->schema, refs, k, loaded, err);
+        for (uint32_t j = 0; j < k && !rc; j++) {
+            struct lm_chunk *c = loaded[j];
+            loaded[j] = NULL;
+            const int32_t *coord = refs[j].coord;
+            uint64_t seg = refs[j].seg, off = refs[j].off;
+            uint32_t len = refs[j].len;
             seg_path(path, sizeof path, dir, seg);
-            struct lm_chunk *c = NULL;
-            if ((rc = block_decode(cache.buf, len, &f->schema, path, off, &c, err)))
-                goto fail;
-            if (memcmp(c->coord, coord, sizeof coord)) {
+            if (memcmp(c->coord, coord, 3 * sizeof *coord)) {
                 lm__chunk_free(c, &f->schema);
                 rc = lm__fail_at(err, LM_ECORRUPT, 0, 0, (int64_t)off,
                                  "%s: chunk block at byte %" PRIu64 " is not the chunk the "
                                  "manifest names", path, off);
-                goto fail;
+                break;
             }
             c->disk_seg = seg;
             c->disk_off = off;
@@ -832,15 +919,21 @@ int lm__store_load(const struct lm_io *io, const char *dir, struct lm_field ***f
             struct lm__onode *leaf;
             if ((rc = lm__octree_add(&f->tree, c, &leaf))) {
                 lm__chunk_free(c, &f->schema);
+                snprintf(path, sizeof path, "%s/MANIFEST", dir);
                 rc = rc == -EEXIST ? lm__fail(err, LM_ECORRUPT, "%s names a chunk twice", path)
                                    : rc;
-                goto fail;
+                break;
             }
             f->n_samples += c->n;
-            snprintf(path, sizeof path, "%s/MANIFEST", dir);
         }
+        for (uint32_t j = 0; j < k; j++)
+            lm__chunk_free(loaded[j], &f->schema); /* those not attached (errors) */
+        lm_free(refs);
+        lm_free(loaded);
+        snprintf(path, sizeof path, "%s/MANIFEST", dir);
+        if (rc)
+            goto fail;
     }
-    seg_cache_free(io, &cache);
     lm_free(data);
     *fields_out = fields;
     *n_out = nf;
@@ -850,7 +943,6 @@ fail:
     for (size_t i = 0; fields && i <= made && i < nf; i++)
         lm__field_free(fields[i]);
     lm_free(fields);
-    seg_cache_free(io, &cache);
     lm_free(data);
     if (rc == -ENOMEM)
         lm__fail(err, rc, "out of memory loading %s", dir);
