@@ -1,29 +1,34 @@
 /* kdtree.c - bounding-box tree over index ranges of Morton-ordered points (kdtree.h).
  *
- * Layout: 4-wide nodes. A node holds, for each of up to four children, the child's
- * box (stored lane-wise: lo[axis][lane], so one loop the compiler vectorises measures
- * all four), the first index of its range and `ref`: the child's node number, or 0
- * for a leaf. Child j's range ends where child j+1's begins; the last child's where
- * its parent's ends, so walks carry `end` along. Unused lanes have the empty box,
- * ref 0 and begin == the parent's end (an empty leaf). Node 0 is the root; it is
- * never a child, which frees 0 to mean "leaf". A node is 128 bytes, 64-byte aligned;
- * nodes are numbered depth first, so a subtree's nodes sit together.
+ * Layout: 8-wide nodes. A node holds, for each of up to eight children, the child's
+ * box (stored lane-wise, lo[axis][lane], so SSE measures four children at a time),
+ * the first index of its range and `ref`: the child's node number, or 0 for a leaf.
+ * Child j's range ends where child j+1's begins; the last child's where its
+ * parent's ends, so walks carry `end` along. Unused lanes have NaN boxes (their
+ * distance never passes a limit), ref 0 and begin == the parent's end (an empty
+ * leaf). Node 0 is the root; it is never a child, which frees 0 to mean "leaf". A
+ * node is 256 bytes, 64-byte aligned; nodes are numbered depth first, so a subtree's
+ * nodes sit together.
  *
  * Splits: halving a Morton range by count cuts the curve anywhere, and a range that
  * crosses a coarse Morton cell boundary jumps between far corners: its box grows to
- * the size of that cell and queries land inside dozens of such boxes. So the build
+ * the size of that cell and queries land inside dozens of such boxes (the first
+ * version of this file did that and was 7x slower than nanoflann). So the build
  * picks, for each range, the split in the middle half (by count) that minimises the
  * count-weighted surface area of the two sides. In Morton order that is the coarsest
  * cell boundary near the middle, found without knowing the caller's grid; for any
- * other order it is still a good geometric split. A node takes the two halves, each
- * split once more when it holds more than LEAF_MAX points. Build time O(n log n).
+ * other order it is still a good geometric split. A node's children come from
+ * splitting its range, then its children, in two (see build_node). Build time
+ * O(n log n), the sweeps of choose_split.
  *
- * kNN visits children nearest first and keeps the others in a small priority queue
- * by box distance (best first: a leaf is scanned only if its box is nearer than the
- * k-th candidate at that time, which is close to the leaves the final k-th distance
- * requires). The queue has a fixed size; an entry that does not fit is searched at
- * once, depth first. Children are prefetched when queued: a query is bound by memory
- * latency, and this overlaps the misses of siblings.
+ * kNN (lazy best first): a visit measures the node's lanes, goes on into the nearest
+ * lane within the limit, and queues the node once more keyed by its next nearest
+ * lane; the queue is a min-heap on box distance, and the search ends when its
+ * smallest key is beyond the k-th distance. So leaves are scanned nearly in order of
+ * box distance (the fewest a query needs), and a visit costs one queue entry however
+ * many lanes are open. What is queued is prefetched: a query is bound by memory
+ * latency, and this overlaps the misses of the next leaves with the current one. The
+ * queue has a fixed size; a node that does not fit is searched at once, depth first.
  */
 #include "kdtree.h"
 
@@ -39,16 +44,20 @@
 
 /* Most points in a leaf; a split never leaves fewer than LEAF_MAX/2 on a side, so
  * leaves of a tree with more than LEAF_MAX points hold LEAF_MAX/2..LEAF_MAX.
- * Chosen with bench/bench_kdtree.c (kNN, k = 10). */
-#define LEAF_MAX 16u
-#define LANES 4
-/* Each binary split leaves at most 3/4 of a range (+1) on a side, so for n < 2^32 a
- * path has fewer than 72 binary splits, 36 nodes. Checked at build. */
-#define MAX_DEPTH 48
+ * Children per node. Both chosen with bench/bench_kdtree.c (kNN, k = 10, 1M points):
+ * against 4 lanes and leaves of 16 or 32, 8 x 24 visits fewer nodes on the way
+ * down (each a likely cache miss) for the same points scanned. */
+#define LEAF_MAX 24u
+#define LANES 8
+_Static_assert(LEAF_MAX + 3 < 32, "knn_leaf keeps a leaf's candidates in a 32-bit mask");
+/* A binary split leaves at most 3/4 of a range (+1) on a side, so for n < 2^32 a
+ * path holds at most 66 splits before ranges fit a leaf; every node level takes at
+ * least one. Checked at build. */
+#define MAX_DEPTH 72
 /* Depth-first stacks: a visit pops one entry and pushes at most LANES. */
-#define DFS_MAX (LANES * MAX_DEPTH + LANES)
-/* Best-first queue entries; typical queries use a few dozen. */
-#define QUEUE_MAX 128
+#define DFS_MAX ((LANES - 1) * MAX_DEPTH + LANES + 1)
+/* Best-first queue entries; k = 10 uses a few dozen. */
+#define QUEUE_MAX 256
 
 struct box {
     float lo[3], hi[3];
@@ -77,6 +86,8 @@ static inline float min_f(float a, float b) { return a < b ? a : b; }
 
 static const struct box empty_box = {{INFINITY, INFINITY, INFINITY},
                                      {-INFINITY, -INFINITY, -INFINITY}};
+/* Box of a lane without a child: its distance is NaN, which no limit admits. */
+static const struct box unused_lane = {{NAN, NAN, NAN}, {NAN, NAN, NAN}};
 
 /* Squared distance from q to the nearest point of b; 0 inside. A lower bound of the
  * d2 of every point in b, computed with the point formula's operations (invariant 3). */
@@ -88,32 +99,36 @@ static inline float box_d2(const struct box *b, float qx, float qy, float qz)
     return dx * dx + dy * dy + dz * dz;
 }
 
-/* box_d2 for the four children at once (+inf for unused lanes). SSE where the
- * target has it (all x86-64): maxps, subps, mulps and addps are lane-wise the
- * scalar max_f, -, * and + above, so both paths give the same bits. */
+/* box_d2 for all children at once; NaN for unused lanes: 0 is the first operand of
+ * the outer max, so a NaN passes through it (for numbers max(0, v) and max(v, 0)
+ * differ at most in the sign of a zero, which squaring drops). SSE where the target
+ * has it (all x86-64): maxps, subps, mulps and addps are lane-wise the scalar max_f,
+ * -, * and + below, so both paths give the same bits. */
 #if defined(__SSE2__)
 static inline void lanes_d2(const struct node *nd, float qx, float qy, float qz,
                             float d[LANES])
 {
     const __m128 zero = _mm_setzero_ps();
     const __m128 q[3] = {_mm_set1_ps(qx), _mm_set1_ps(qy), _mm_set1_ps(qz)};
-    __m128 sum = zero;
-    for (int k = 0; k < 3; k++) {
-        __m128 below = _mm_sub_ps(_mm_load_ps(nd->lo[k]), q[k]);
-        __m128 above = _mm_sub_ps(q[k], _mm_load_ps(nd->hi[k]));
-        __m128 dk = _mm_max_ps(_mm_max_ps(below, above), zero);
-        sum = k == 0 ? _mm_mul_ps(dk, dk) : _mm_add_ps(sum, _mm_mul_ps(dk, dk));
+    for (int g = 0; g < LANES; g += 4) {
+        __m128 sum = zero;
+        for (int k = 0; k < 3; k++) {
+            __m128 below = _mm_sub_ps(_mm_load_ps(nd->lo[k] + g), q[k]);
+            __m128 above = _mm_sub_ps(q[k], _mm_load_ps(nd->hi[k] + g));
+            __m128 dk = _mm_max_ps(zero, _mm_max_ps(below, above));
+            sum = k == 0 ? _mm_mul_ps(dk, dk) : _mm_add_ps(sum, _mm_mul_ps(dk, dk));
+        }
+        _mm_storeu_ps(d + g, sum);
     }
-    _mm_storeu_ps(d, sum);
 }
 #else
 static inline void lanes_d2(const struct node *nd, float qx, float qy, float qz,
                             float d[LANES])
 {
     for (int j = 0; j < LANES; j++) {
-        float dx = max_f(max_f(nd->lo[0][j] - qx, qx - nd->hi[0][j]), 0.0f);
-        float dy = max_f(max_f(nd->lo[1][j] - qy, qy - nd->hi[1][j]), 0.0f);
-        float dz = max_f(max_f(nd->lo[2][j] - qz, qz - nd->hi[2][j]), 0.0f);
+        float dx = max_f(0.0f, max_f(nd->lo[0][j] - qx, qx - nd->hi[0][j]));
+        float dy = max_f(0.0f, max_f(nd->lo[1][j] - qy, qy - nd->hi[1][j]));
+        float dz = max_f(0.0f, max_f(nd->lo[2][j] - qz, qz - nd->hi[2][j]));
         d[j] = dx * dx + dy * dy + dz * dz;
     }
 }
@@ -201,26 +216,53 @@ static uint32_t choose_split(const struct builder *bd, uint32_t a, uint32_t b)
     return best;
 }
 
-/* Fills node i with the children of [a, b) (b - a > LEAF_MAX): its two halves, each
- * halved again when it holds more than LEAF_MAX points; children with more than
- * LEAF_MAX points become nodes, built depth first. */
+/* Lanes a node over len > LEAF_MAX points uses when its children are full subtrees
+ * of the least height: ceil(len / cap), cap = LEAF_MAX * LANES^h the largest below
+ * len. */
+static uint64_t node_lanes(uint64_t len)
+{
+    uint64_t cap = LEAF_MAX;
+    while (cap * LANES < len)
+        cap *= LANES;
+    return (len + cap - 1) / cap;
+}
+
+/* Fills node i with up to LANES children covering [a, b) (b - a > LEAF_MAX);
+ * children with more than LEAF_MAX points become nodes, numbered and built depth
+ * first. */
 static int build_node(struct builder *bd, uint32_t i, uint32_t a, uint32_t b, int depth)
 {
     if (depth >= MAX_DEPTH)
         return LM_EINTERNAL; /* cannot happen for n < 2^32, see MAX_DEPTH */
-    uint32_t cut[LANES + 1];
-    int m = 0;
-    uint32_t s = choose_split(bd, a, b);
-    uint32_t half[3] = {a, s, b};
-    for (int h = 0; h < 2; h++) {
-        cut[m++] = half[h];
-        if (half[h + 1] - half[h] > LEAF_MAX)
-            cut[m++] = choose_split(bd, half[h], half[h + 1]);
+    /* Start with one child, [a, b), and split children in two until there are
+     * LANES or all fit in leaves. Which child: the one whose own node would use the
+     * fewest lanes (a child of 30 points would become a node with two leaves; split
+     * here, it is two leaves and a level less), the larger on ties. Index order is
+     * kept. */
+    uint32_t cut[LANES + 1] = {a, b};
+    int m = 1;
+    while (m < LANES) {
+        int big = -1;
+        uint64_t big_lanes = 0;
+        for (int r = 0; r < m; r++) {
+            uint32_t len = cut[r + 1] - cut[r];
+            if (len <= LEAF_MAX)
+                continue;
+            uint64_t lanes = node_lanes(len);
+            if (big < 0 || lanes < big_lanes ||
+                (lanes == big_lanes && len > cut[big + 1] - cut[big]))
+                big = r, big_lanes = lanes;
+        }
+        if (big < 0)
+            break;
+        uint32_t s = choose_split(bd, cut[big], cut[big + 1]);
+        memmove(&cut[big + 2], &cut[big + 1], (size_t)(m - big) * sizeof *cut);
+        cut[big + 1] = s;
+        m++;
     }
-    cut[m] = b;
     struct node *nd = &bd->node[i];
     for (int j = 0; j < LANES; j++) {
-        struct box bx = j < m ? range_box(bd->x, bd->y, bd->z, cut[j], cut[j + 1]) : empty_box;
+        struct box bx = j < m ? range_box(bd->x, bd->y, bd->z, cut[j], cut[j + 1]) : unused_lane;
         for (int k = 0; k < 3; k++)
             nd->lo[k][j] = bx.lo[k], nd->hi[k][j] = bx.hi[k];
         nd->begin[j] = j < m ? cut[j] : b;
@@ -237,7 +279,6 @@ static int build_node(struct builder *bd, uint32_t i, uint32_t a, uint32_t b, in
         int rc = build_node(bd, nd->ref[j], cut[j], cut[j + 1], depth + 1);
         if (rc)
             return rc;
-        nd = &bd->node[i];
     }
     return 0;
 }
@@ -293,7 +334,7 @@ static int build_nodes(lm_kdtree *t, const float *x, const float *y, const float
     } else {
         struct node *root = &t->node[0];
         for (int j = 0; j < LANES; j++) {
-            struct box bx = j == 0 ? t->bounds : empty_box;
+            struct box bx = j == 0 ? t->bounds : unused_lane;
             for (int k = 0; k < 3; k++)
                 root->lo[k][j] = bx.lo[k], root->hi[k][j] = bx.hi[k];
             root->begin[j] = j == 0 ? 0 : n;
@@ -399,6 +440,8 @@ static inline uint32_t worst_slot(const struct lm_knn_heap *h)
 
 float lm_knn_heap_bound(const struct lm_knn_heap *h)
 {
+    if (h->k == 0)
+        return -INFINITY; /* a caller-filled heap with no room takes nothing */
     return h->n < h->k ? INFINITY : h->d2[worst_slot(h)];
 }
 
@@ -427,6 +470,8 @@ static inline bool heap_wants(const struct lm_knn_heap *h, float d, uint64_t id)
 {
     if (h->n < h->k)
         return true;
+    if (h->k == 0)
+        return false;
     uint32_t w = worst_slot(h);
     return entry_less(d, id, h->d2[w], h->id[w]);
 }
@@ -437,9 +482,16 @@ static inline void heap_insert(struct lm_knn_heap *h, float d, uint64_t id)
     float *d2 = h->d2;
     uint64_t *ids = h->id;
     if (h->k <= SORTED_MAX) {
-        /* Drop the last when full, then shift the larger entries up by one. */
+        /* Drop the last when full, then shift the larger entries up by one: those
+         * farther, then those as far with a larger id (entry_less, two loops so the
+         * common case reads no ids). */
         uint32_t i = h->n < h->k ? h->n++ : h->k - 1;
-        while (i > 0 && entry_less(d, id, d2[i - 1], ids[i - 1])) {
+        while (i > 0 && d < d2[i - 1]) {
+            d2[i] = d2[i - 1];
+            ids[i] = ids[i - 1];
+            i--;
+        }
+        while (i > 0 && d == d2[i - 1] && id < ids[i - 1]) {
             d2[i] = d2[i - 1];
             ids[i] = ids[i - 1];
             i--;
@@ -489,10 +541,19 @@ void lm_knn_heap_sort(struct lm_knn_heap *h)
 
 /* ---------------------------------------------------------------- kNN search */
 
-/* A child waiting to be searched: its box distance, node (0 = leaf) and range. */
+/* A child waiting to be searched depth first: its box distance, node (0 = leaf)
+ * and range. */
 struct pending {
     float d2;
     uint32_t ref, begin, end;
+};
+
+/* A node partly searched, in the best-first queue: `done` marks the lanes already
+ * taken; d2 is the box distance of the nearest other lane when it was queued, a
+ * lower bound of everything the node still holds. */
+struct partial {
+    float d2;
+    uint32_t node, end, done;
 };
 
 struct knn_query {
@@ -506,86 +567,130 @@ struct knn_query {
     void *ctx;
     struct lm_knn_heap *heap;
     int n_queue;
-    struct pending queue[QUEUE_MAX]; /* binary min-heap on d2 */
+    struct partial queue[QUEUE_MAX]; /* binary min-heap on d2 */
 };
 
-/* Distances first in a loop the compiler vectorises, then the rare candidates. */
+/* Bit j set when d[j] <= limit (never for NaN), for j < m; m is a multiple of 4. */
+static inline uint32_t within(const float *d, uint32_t m, float limit)
+{
+    uint32_t mask = 0;
+#if defined(__SSE2__)
+    const __m128 lim = _mm_set1_ps(limit);
+    for (uint32_t j = 0; j < m; j += 4)
+        mask |= (uint32_t)_mm_movemask_ps(_mm_cmple_ps(_mm_loadu_ps(d + j), lim)) << j;
+#else
+    for (uint32_t j = 0; j < m; j++)
+        mask |= (uint32_t)(d[j] <= limit) << j;
+#endif
+    return mask;
+}
+
+static inline int lowest_bit(uint32_t mask)
+{
+#if defined(__GNUC__)
+    return __builtin_ctz(mask);
+#else
+    int j = 0;
+    while (!(mask & 1u))
+        mask >>= 1, j++;
+    return j;
+#endif
+}
+
+/* Distances in a loop the compiler vectorises, then only the points within the
+ * limit, rechecked as the limit shrinks. */
 static inline void knn_leaf(struct knn_query *q, uint32_t lo, uint32_t hi)
 {
-    float d2[LEAF_MAX];
+    float d2[LEAF_MAX + 3];
     uint32_t m = hi - lo;
     const float *x = q->x + lo, *y = q->y + lo, *z = q->z + lo;
     for (uint32_t j = 0; j < m; j++) {
         float dx = x[j] - q->qx, dy = y[j] - q->qy, dz = z[j] - q->qz;
         d2[j] = dx * dx + dy * dy + dz * dz;
     }
-    for (uint32_t j = 0; j < m; j++) {
+    uint32_t m4 = (m + 3) & ~3u;
+    for (uint32_t j = m; j < m4; j++)
+        d2[j] = NAN; /* fails every comparison */
+    for (uint32_t mask = within(d2, m4, q->limit); mask; mask &= mask - 1) {
+        int j = lowest_bit(mask);
         if (!(d2[j] <= q->limit))
             continue;
-        uint64_t id = q->tag | (lo + j);
+        uint64_t id = q->tag | (lo + (uint32_t)j);
         if (!heap_wants(q->heap, d2[j], id))
             continue;
-        if (q->accept && !q->accept(q->ctx, lo + j))
+        if (q->accept && !q->accept(q->ctx, lo + (uint32_t)j))
             continue;
         heap_insert(q->heap, d2[j], id);
         q->limit = min_f(q->max_d2, lm_knn_heap_bound(q->heap));
     }
 }
 
-/* Starts loading what searching p will read: the node, or the leaf's points. */
-static inline void knn_prefetch(const struct knn_query *q, const struct pending *p)
+/* Starts loading what searching lane j of nd will read: the child node, or the
+ * leaf's points. */
+static inline void knn_prefetch(const struct knn_query *q, const struct node *nd, int j,
+                                uint32_t end)
 {
-    if (p->ref) {
-        PREFETCH(&q->node[p->ref]);
-        PREFETCH((const char *)&q->node[p->ref] + 64);
-    } else if (p->end > p->begin) {
-        PREFETCH(q->x + p->begin), PREFETCH(q->x + p->end - 1);
-        PREFETCH(q->y + p->begin), PREFETCH(q->y + p->end - 1);
-        PREFETCH(q->z + p->begin), PREFETCH(q->z + p->end - 1);
+    if (nd->ref[j]) {
+        const char *c = (const char *)&q->node[nd->ref[j]];
+        for (size_t off = 0; off < sizeof(struct node); off += 64)
+            PREFETCH(c + off);
+    } else {
+        uint32_t b = nd->begin[j], e = lane_end(nd, j, end);
+        if (e > b) {
+            PREFETCH(q->x + b), PREFETCH(q->x + e - 1);
+            PREFETCH(q->y + b), PREFETCH(q->y + e - 1);
+            PREFETCH(q->z + b), PREFETCH(q->z + e - 1);
+        }
     }
 }
 
-/* Searches p's subtree depth first, nearer children first; for entries the queue
- * has no room for. Prunes with the current limit as it shrinks. */
-static void knn_depth_first(struct knn_query *q, struct pending p)
+/* Pushes the lanes of nd not in `done` that are within the limit, farthest first so
+ * the nearest is searched first. */
+static int push_lanes(const struct knn_query *q, const struct node *nd, uint32_t end,
+                      uint32_t done, struct pending *stack, int sp)
+{
+    float d[LANES];
+    lanes_d2(nd, q->qx, q->qy, q->qz, d);
+    int order[LANES], m = 0;
+    for (int j = 0; j < LANES; j++)
+        if (!(done >> j & 1) && d[j] <= q->limit)
+            order[m++] = j;
+    for (int a = 1; a < m; a++)
+        for (int b = a; b > 0 && d[order[b]] > d[order[b - 1]]; b--) {
+            int tmp = order[b];
+            order[b] = order[b - 1], order[b - 1] = tmp;
+        }
+    for (int a = 0; a < m; a++) {
+        int j = order[a];
+        stack[sp++] = (struct pending){d[j], nd->ref[j], nd->begin[j], lane_end(nd, j, end)};
+    }
+    return sp;
+}
+
+/* Searches the lanes of node `n` not in `done` depth first, nearer children first;
+ * for nodes the queue has no room for. Prunes with the current limit as it
+ * shrinks. */
+static void knn_depth_first(struct knn_query *q, uint32_t n, uint32_t end, uint32_t done)
 {
     struct pending stack[DFS_MAX];
-    int sp = 0;
-    stack[sp++] = p;
+    int sp = push_lanes(q, &q->node[n], end, done, stack, 0);
     while (sp > 0) {
-        p = stack[--sp];
+        struct pending p = stack[--sp];
         if (p.d2 > q->limit)
             continue;
-        if (!p.ref) {
+        if (!p.ref)
             knn_leaf(q, p.begin, p.end);
-            continue;
-        }
-        const struct node *nd = &q->node[p.ref];
-        float d[LANES];
-        lanes_d2(nd, q->qx, q->qy, q->qz, d);
-        /* Pushed farthest first so the nearest is searched first. */
-        int order[LANES] = {0, 1, 2, 3};
-        for (int a = 1; a < LANES; a++)
-            for (int b = a; b > 0 && d[order[b]] > d[order[b - 1]]; b--) {
-                int tmp = order[b];
-                order[b] = order[b - 1], order[b - 1] = tmp;
-            }
-        for (int a = 0; a < LANES; a++) {
-            int j = order[a];
-            if (d[j] <= q->limit)
-                stack[sp++] = (struct pending){d[j], nd->ref[j], nd->begin[j],
-                                               lane_end(nd, j, p.end)};
-        }
+        else
+            sp = push_lanes(q, &q->node[p.ref], p.end, 0, stack, sp);
     }
 }
 
-static void queue_push(struct knn_query *q, struct pending p)
+static void queue_push(struct knn_query *q, struct partial p)
 {
     if (q->n_queue == QUEUE_MAX) {
-        knn_depth_first(q, p);
+        knn_depth_first(q, p.node, p.end, p.done);
         return;
     }
-    knn_prefetch(q, &p);
     int i = q->n_queue++;
     while (i > 0) {
         int parent = (i - 1) / 2;
@@ -597,9 +702,9 @@ static void queue_push(struct knn_query *q, struct pending p)
     q->queue[i] = p;
 }
 
-static struct pending queue_pop(struct knn_query *q)
+static struct partial queue_pop(struct knn_query *q)
 {
-    struct pending top = q->queue[0], last = q->queue[--q->n_queue];
+    struct partial top = q->queue[0], last = q->queue[--q->n_queue];
     int m = q->n_queue, i = 0;
     for (;;) {
         int c = 2 * i + 1;
@@ -614,6 +719,48 @@ static struct pending queue_pop(struct knn_query *q)
     }
     q->queue[i] = last;
     return top;
+}
+
+/* Takes the nearest open lanes of *cur (lazy best first: the node goes back in the
+ * queue keyed by its next nearest lane). Returns true with *cur set to a child node
+ * to visit next; false when it ended on a leaf or nothing was within the limit. */
+static bool knn_visit(struct knn_query *s, struct partial *cur)
+{
+    const struct node *nd = &s->node[cur->node];
+    float d[LANES];
+    lanes_d2(nd, s->qx, s->qy, s->qz, d);
+    for (;;) {
+        int near = -1, next = -1;
+        for (uint32_t open = within(d, LANES, s->limit) & ~cur->done; open;
+             open &= open - 1) {
+            int j = lowest_bit(open);
+            if (near < 0 || d[j] < d[near])
+                next = near, near = j;
+            else if (next < 0 || d[j] < d[next])
+                next = j;
+        }
+        if (near < 0)
+            return false;
+        uint32_t end = lane_end(nd, near, cur->end);
+        if (next >= 0) {
+            knn_prefetch(s, nd, next, cur->end);
+            /* A leaf followed by a lane nearer than anything queued: scan it and stay
+             * on this node, without the round trip through the queue. */
+            if (!nd->ref[near] && (s->n_queue == 0 || d[next] <= s->queue[0].d2)) {
+                knn_leaf(s, nd->begin[near], end);
+                cur->done |= 1u << near;
+                continue;
+            }
+            queue_push(s, (struct partial){d[next], cur->node, cur->end,
+                                           cur->done | 1u << near});
+        }
+        if (nd->ref[near]) {
+            *cur = (struct partial){d[near], nd->ref[near], end, 0};
+            return true;
+        }
+        knn_leaf(s, nd->begin[near], end);
+        return false;
+    }
 }
 
 void lm_kdtree_knn(const lm_kdtree *t, const float *x, const float *y, const float *z,
@@ -632,30 +779,13 @@ void lm_kdtree_knn(const lm_kdtree *t, const float *x, const float *y, const flo
      * equal distance and smaller id. */
     if (box_d2(&t->bounds, s.qx, s.qy, s.qz) > s.limit)
         return;
-    struct pending cur = {0, 0, 0, t->n}; /* the root node */
-    bool is_root = true;
+    /* Lazy best first: a visit takes the node's nearest remaining lane and queues
+     * the node once more, keyed by its next nearest lane; its other lanes are looked
+     * at only if the search gets back to it. */
+    struct partial cur = {0, 0, t->n, 0}; /* the root */
     for (;;) {
-        if (is_root || cur.ref) {
-            /* Go on into the nearest child; queue the others. */
-            const struct node *nd = &t->node[cur.ref];
-            float d[LANES];
-            lanes_d2(nd, s.qx, s.qy, s.qz, d);
-            int near = 0;
-            for (int j = 1; j < LANES; j++)
-                near = d[j] < d[near] ? j : near;
-            for (int j = 0; j < LANES; j++)
-                if (j != near && d[j] <= s.limit)
-                    queue_push(&s, (struct pending){d[j], nd->ref[j], nd->begin[j],
-                                                    lane_end(nd, j, cur.end)});
-            is_root = false;
-            if (d[near] <= s.limit) {
-                cur = (struct pending){d[near], nd->ref[near], nd->begin[near],
-                                       lane_end(nd, near, cur.end)};
-                continue;
-            }
-        } else {
-            knn_leaf(&s, cur.begin, cur.end);
-        }
+        if (knn_visit(&s, &cur))
+            continue;
         /* The nearest queued box; once it is beyond the limit, so is every other. */
         if (s.n_queue == 0)
             return;

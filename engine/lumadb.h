@@ -137,7 +137,8 @@ struct lm_io; /* engine/io.h: the storage backend table */
  *  LM_SYNC_NONE   hand the log to the OS only: survives a process crash, not a power
  *                 loss (bulk loads, chosen explicitly). */
 struct lm_db_opts {
-    bool read_only;           /* open the last checkpoint without taking the writer lock */
+    bool read_only;           /* open without the writer lock: the last checkpoint plus the
+                                 log so far; lm_db_refresh catches up later */
     bool create;              /* create the directory if missing */
     enum lm_sync sync;        /* durability policy */
     uint32_t group_commit_us; /* group commit window; 0 = default (100 us) */
@@ -169,6 +170,10 @@ int lm_db_stats(lm_db *db, struct lm_db_stats *out);
 
 /* Sequence number of the last applied change. */
 uint64_t lm_db_lsn(lm_db *db);
+
+/* Read-only handles: catch up with the writer process (a new checkpoint, records logged
+ * since); on error the previous view stays. Writer handles: nothing to do, returns 0. */
+int lm_db_refresh(lm_db *db, struct lm_error *err);
 
 /* ---------------------------------------------------------------- fields */
 

@@ -662,15 +662,36 @@ const struct lm__voxel_agg *lm__voxel_seek(struct lm__voxel_seek *k, const int32
     const struct lm_schema *s = &k->f->schema;
     int32_t cc[3] = {coord[0] >> s->log2_edge, coord[1] >> s->log2_edge,
                      coord[2] >> s->log2_edge};
+    /* Neighbouring lookups share a brick: keep the last one (bricks are LM_BRICK wide
+     * whenever the chunk is at least that big). */
+    if (s->edge >= LM_BRICK && k->brick_valid && (coord[0] >> 3) == k->brick_key[0] &&
+        (coord[1] >> 3) == k->brick_key[1] && (coord[2] >> 3) == k->brick_key[2]) {
+        if (!k->brick)
+            return NULL;
+        uint16_t slot = k->brick->slot[(coord[0] & 7) | (coord[1] & 7) << 3 | (coord[2] & 7) << 6];
+        return slot ? &k->brick->agg[slot - 1] : NULL;
+    }
     if (!k->valid || cc[0] != k->last[0] || cc[1] != k->last[1] || cc[2] != k->last[2]) {
         const struct lm__onode *leaf = lm__octree_find(&k->f->tree, cc);
         k->chunk = leaf ? leaf->chunk : NULL;
         memcpy(k->last, cc, sizeof cc);
         k->valid = true;
     }
+    k->brick_valid = false;
     if (!k->chunk)
         return NULL;
     uint32_t mask = s->edge - 1;
+    if (s->edge >= LM_BRICK) {
+        uint32_t nb = k->chunk->bricks_side;
+        uint32_t bi = ((uint32_t)coord[0] & mask) / LM_BRICK +
+                      (((uint32_t)coord[1] & mask) / LM_BRICK +
+                       ((uint32_t)coord[2] & mask) / LM_BRICK * nb) * nb;
+        k->brick = k->chunk->bricks[bi];
+        k->brick_key[0] = coord[0] >> 3;
+        k->brick_key[1] = coord[1] >> 3;
+        k->brick_key[2] = coord[2] >> 3;
+        k->brick_valid = true;
+    }
     return lm__chunk_voxel(k->chunk, (uint32_t)coord[0] & mask, (uint32_t)coord[1] & mask,
                            (uint32_t)coord[2] & mask);
 }

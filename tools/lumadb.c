@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "cmd_serve.h"
+#include "commands.h"
 #include "demo_scene.h"
 #include "lumadb.h"
 
@@ -26,6 +27,8 @@ static int usage(FILE *to)
             "                          1024^2) in DIR (default data/demo) and query it\n"
             "  serve [DIR] [--port P] [--bind ADDR] [--token T] [--demo]\n"
             "                          HTTP + WebSocket server (see 'lumadb serve --help')\n"
+            "  view DIR FIELD [opts]   viewer window (--demo: the demo terrain; --help)\n"
+            "  snapshot DIR FIELD --out FILE.png [opts]  one frame offscreen to PNG\n"
             "  help                    this text\n");
     return to == stderr ? 2 : 0;
 }
@@ -170,6 +173,10 @@ int main(int argc, char **argv)
         return cmd_demo(argc - 2, argv + 2);
     if (!strcmp(cmd, "serve"))
         return lm_cmd_serve(argc - 2, argv + 2);
+    if (!strcmp(cmd, "view"))
+        return lm_cmd_view(argc - 2, argv + 2);
+    if (!strcmp(cmd, "snapshot"))
+        return lm_cmd_snapshot(argc - 2, argv + 2);
     fprintf(stderr, "lumadb: unknown command '%s' (try 'lumadb help')\n", cmd);
     return 2;
 }
