@@ -19,7 +19,7 @@
 #include "cull.h"
 #include "device.h"
 #include "knn.h"
-#include "lod.h"
+#include "lod_pyramid.h"
 #include "raymarch.h"
 #include "scan.h"
 #include "sh.h"
@@ -150,7 +150,8 @@ static void measure(const struct job *j)
         }
         if (v >= 0)
             snprintf(vs, sizeof vs, "%.2fx %s", best[v] / dt, j->name[v]);
-        bench_table_row((const char *const[]){j->what, j->name[i], ms, thr, gb, ms2, of, vs, NULL});
+        bench_table_row(
+            (const char *const[]){j->what, j->name[i], ms, thr, gb, ms2, of, vs, NULL});
     }
 }
 
@@ -272,8 +273,9 @@ static void bench_cull(void)
                     col[4][n] = col[1][n] + cell;
                     col[5][n] = col[2][n] + cell;
                     level[n] = (uint8_t)L;
-                    parent[n] = L == 7 ? -1
-                                       : (int32_t)(first[6 - L] + (z / 2 * ps + y / 2) * ps + x / 2);
+                    parent[n] = L == 7
+                        ? -1
+                        : (int32_t)(first[6 - L] + (z / 2 * ps + y / 2) * ps + x / 2);
                 }
     }
     const float eye[3] = {-100, 500, -100};
@@ -426,9 +428,12 @@ static void bench_ray_case(const char *name, bool terrain, uint32_t max_hits)
     for (size_t i = 0; i < nv; i++) {
         size_t c[3];
         for (int a = 0; a < 3; a++)
-            ijk[3 * i + a] = (int32_t)(c[a] = (size_t)(vox[i].coord[a] - (int32_t)lroundf(g.origin[a])));
-        size_t bi = (size_t)g.brick_index[(c[2] / 8 * g.bricks[1] + c[1] / 8) * g.bricks[0] + c[0] / 8];
-        val[i] = (float)(g.slot[bi * LM_RAY_BRICK_VOXELS + (c[2] % 8 * 8 + c[1] % 8) * 8 + c[0] % 8] - 1);
+            ijk[3 * i + a] =
+                (int32_t)(c[a] = (size_t)(vox[i].coord[a] - (int32_t)lroundf(g.origin[a])));
+        size_t bi =
+            (size_t)g.brick_index[(c[2] / 8 * g.bricks[1] + c[1] / 8) * g.bricks[0] + c[0] / 8];
+        size_t l = (c[2] % 8 * 8 + c[1] % 8) * 8 + c[0] % 8;
+        val[i] = (float)(g.slot[bi * LM_RAY_BRICK_VOXELS + l] - 1);
     }
     anchor_openvdb *vdb = anchor_openvdb_build(ijk, val, nv);
     struct lm_ray *rays = must_alloc(nr * sizeof *rays);
@@ -584,7 +589,8 @@ static void bench_knn(void)
                               .qx = q, .qy = q + M, .qz = q + 2 * M, .k = K,
                               .max_d2 = INFINITY, .id = 1, .version = 1};
     struct knn_ctx c = {&in, must_alloc((size_t)M * K * sizeof(uint32_t)),
-                        must_alloc(M * sizeof(uint32_t)), must_alloc((size_t)M * K * sizeof(float))};
+                        must_alloc(M * sizeof(uint32_t)),
+                        must_alloc((size_t)M * K * sizeof(float))};
     char title[160];
     snprintf(title, sizeof title, "kNN, brute force: %d queries x %d points (one chunk), k = %d, "
              "best of %d; throughput in query-point pairs", M, N, K, reps);
@@ -623,7 +629,8 @@ int main(int argc, char **argv)
             reps = 0; /* the usage below */
     }
     if (reps < 1 || !rows) {
-        fprintf(stderr, "usage: bench_kernels [scan|cull|ray|lod|knn ...] [--rows M] [--reps R]\n");
+        fprintf(stderr,
+                "usage: bench_kernels [scan|cull|ray|lod|knn ...] [--rows M] [--reps R]\n");
         return 2;
     }
     struct lm_error err = {0};

@@ -12,7 +12,7 @@
 #include "cull.h"
 #include "error.h"
 #include "knn.h"
-#include "lod.h"
+#include "lod_pyramid.h"
 #include "raymarch.h"
 #include "scan.h"
 

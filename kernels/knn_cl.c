@@ -26,7 +26,8 @@ static int cl_run(const struct lm_knn_input *in, uint32_t *idx, float *d2, uint3
     lm_cl_call_begin(&c, cl, "knn.cl");
     cl_mem x = point_column(&c, in, 0, in->x), y = point_column(&c, in, 1, in->y),
            z = point_column(&c, in, 2, in->z);
-    cl_mem qx = lm_cl_call_host(&c, in->qx, qb, false), qy = lm_cl_call_host(&c, in->qy, qb, false),
+    cl_mem qx = lm_cl_call_host(&c, in->qx, qb, false),
+           qy = lm_cl_call_host(&c, in->qy, qb, false),
            qz = lm_cl_call_host(&c, in->qz, qb, false);
     cl_mem oi = lm_cl_call_host(&c, idx, ob * sizeof *idx, true);
     cl_mem od = lm_cl_call_host(&c, d2, ob * sizeof *d2, true);

@@ -1,9 +1,9 @@
 /* lod_avx2.c - the parent-level build 8 parent cells at a time along x (compiled with
  * -mavx2 -mfma; reached only through lm_lod_avx2()): 16 child cells of each of the four
  * child rows are added in pairs with horizontal adds, then the rows in the order of
- * lod.h invariant (2); one channel at a time over the whole level, as the scalar code.
+ * lod_pyramid.h invariant (2); one channel at a time over the whole level, as the scalar code.
  * Cells whose children reach past the child row's end go through the scalar rule. */
-#include "lod.h"
+#include "lod_pyramid.h"
 
 #if defined(__x86_64__)
 
@@ -35,7 +35,9 @@ static int avx2_build(const struct lm_lod_level *child, struct lm_lod_level *par
             int64_t base[4]; /* first cell of child row (j, k), -1 past the edge */
             for (int r = 0; r < 4; r++) {
                 uint32_t cy = 2 * y + (uint32_t)(r & 1), cz = 2 * z + (uint32_t)(r >> 1);
-                base[r] = cy < cd[1] && cz < cd[2] ? (int64_t)(((size_t)cz * cd[1] + cy) * cd[0]) : -1;
+                base[r] = cy < cd[1] && cz < cd[2]
+                    ? (int64_t)(((size_t)cz * cd[1] + cy) * cd[0])
+                    : -1;
             }
             for (uint32_t g = 0; g < full; g++) {
                 size_t at = row * pd[0] + 8 * (size_t)g, off = 16 * (size_t)g;
@@ -44,16 +46,19 @@ static int avx2_build(const struct lm_lod_level *child, struct lm_lod_level *par
                     for (int r = 0; r < 4; r++)
                         n[r] = base[r] < 0 ? _mm256_setzero_si256()
                                            : pairs_epi32(child->count + base[r] + off);
-                    _mm256_storeu_si256((__m256i *)(parent->count + at),
-                                        _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(n[0], n[1]), n[2]), n[3]));
+                    _mm256_storeu_si256(
+                        (__m256i *)(parent->count + at),
+                        _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(n[0], n[1]), n[2]),
+                                         n[3]));
                     continue;
                 }
                 const float *s = child->sums + (size_t)ch * cc;
                 __m256 v[4];
                 for (int r = 0; r < 4; r++)
                     v[r] = base[r] < 0 ? _mm256_setzero_ps() : pairs_ps(s + base[r] + off);
-                _mm256_storeu_ps(parent->sums + (size_t)ch * pc + at,
-                                 _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(v[0], v[1]), v[2]), v[3]));
+                _mm256_storeu_ps(
+                    parent->sums + (size_t)ch * pc + at,
+                    _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(v[0], v[1]), v[2]), v[3]));
             }
             if (8 * full < pd[0])
                 lm__lod_row(child, parent, ch, row, 8 * full);

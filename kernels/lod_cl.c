@@ -1,6 +1,6 @@
-/* lod_cl.c - the parent-level build on the shared OpenCL device (kernels/lod.cl). */
+/* lod_cl.c - the parent-level build on the shared OpenCL device (kernels/lod_pyramid.cl). */
 #include "device.h"
-#include "lod.h"
+#include "lod_pyramid.h"
 
 static int cl_build(const struct lm_lod_level *child, struct lm_lod_level *parent)
 {
@@ -12,7 +12,7 @@ static int cl_build(const struct lm_lod_level *child, struct lm_lod_level *paren
     size_t cc = lm_lod_cells(child), pc = lm_lod_cells(parent);
     cl_int4 cdim = {{(cl_int)child->dim[0], (cl_int)child->dim[1], (cl_int)child->dim[2], 0}};
     cl_int4 pdim = {{(cl_int)parent->dim[0], (cl_int)parent->dim[1], (cl_int)parent->dim[2], 0}};
-    lm_cl_call_begin(&c, cl, "lod.cl");
+    lm_cl_call_begin(&c, cl, "lod_pyramid.cl");
     cl_mem cn = lm_cl_call_host(&c, child->count, cc * sizeof(uint32_t), false);
     cl_mem cs = lm_cl_call_host(&c, child->sums, cc * LM_LOD_SUMS * sizeof(float), false);
     cl_mem pn = lm_cl_call_host(&c, parent->count, pc * sizeof(uint32_t), true);

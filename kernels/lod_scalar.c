@@ -1,7 +1,7 @@
-/* lod_scalar.c - the reference parent-level build in the order of lod.h invariant (2),
+/* lod_scalar.c - the reference parent-level build in the order of lod_pyramid.h invariant (2),
  * one channel at a time over the whole level (four child rows stream per parent row).
  * Its row function also finishes the AVX2 twin's rows. */
-#include "lod.h"
+#include "lod_pyramid.h"
 
 /* First cell of child row (j, k) = r (r = j + 2k) under parent row `row`; -1 when the
  * row lies past the child level's edge. */
@@ -36,9 +36,10 @@ void lm__lod_row(const struct lm_lod_level *child, struct lm_lod_level *parent, 
     float *o = parent->sums + (size_t)ch * lm_lod_cells(parent) + row * pw;
     for (uint32_t x = x0; x < pw; x++) {
         float v[4];
-        for (int r = 0; r < 4; r++)
-            v[r] = base[r] < 0 ? 0.0f + 0.0f
-                               : s[base[r] + 2 * x] + (2 * x + 1 < cw ? s[base[r] + 2 * x + 1] : 0.0f);
+        for (int r = 0; r < 4; r++) {
+            const float *c = s + (base[r] < 0 ? 0 : base[r]) + 2 * x;
+            v[r] = base[r] < 0 ? 0.0f + 0.0f : c[0] + (2 * x + 1 < cw ? c[1] : 0.0f);
+        }
         o[x] = ((v[0] + v[1]) + v[2]) + v[3];
     }
 }

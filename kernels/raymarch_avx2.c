@@ -82,7 +82,8 @@ static inline __m256 as_f(__m256i v) { return _mm256_castsi256_ps(v); }
 /* (z * ny + y) * nx + x */
 static inline __m256i index3(__m256i x, __m256i y, __m256i z, __m256i nx, __m256i ny)
 {
-    return _mm256_add_epi32(_mm256_mullo_epi32(_mm256_add_epi32(_mm256_mullo_epi32(z, ny), y), nx), x);
+    return _mm256_add_epi32(
+        _mm256_mullo_epi32(_mm256_add_epi32(_mm256_mullo_epi32(z, ny), y), nx), x);
 }
 
 static int avx2_march(const struct lm_ray_grid *g, const struct lm_ray *rays, size_t n,
@@ -134,12 +135,15 @@ static int avx2_march(const struct lm_ray_grid *g, const struct lm_ray *rays, si
         unsigned ended = 0;
         if (_mm256_movemask_ps(as_f(in_brick))) { /* rule (3) at occupied voxels */
             __m256i l = _mm256_add_epi32(
-                _mm256_slli_epi32(_mm256_add_epi32(_mm256_slli_epi32(_mm256_and_si256(cell[2], seven), 3),
-                                                   _mm256_and_si256(cell[1], seven)), 3),
+                _mm256_slli_epi32(
+                    _mm256_add_epi32(_mm256_slli_epi32(_mm256_and_si256(cell[2], seven), 3),
+                                     _mm256_and_si256(cell[1], seven)),
+                    3),
                 _mm256_and_si256(cell[0], seven));
             __m256i widx = _mm256_add_epi32(_mm256_slli_epi32(bi, 4), _mm256_srli_epi32(l, 5));
             __m256i w = _mm256_mask_i32gather_epi32(zero, (const int *)g->occ, widx, in_brick, 4);
-            __m256i bit = _mm256_and_si256(_mm256_srlv_epi32(w, _mm256_and_si256(l, _mm256_set1_epi32(31))), one);
+            __m256i bit = _mm256_and_si256(
+                _mm256_srlv_epi32(w, _mm256_and_si256(l, _mm256_set1_epi32(31))), one);
             unsigned hm = (unsigned)_mm256_movemask_ps(as_f(_mm256_cmpeq_epi32(bit, one))) &
                           (unsigned)_mm256_movemask_ps(as_f(in_brick));
             if (hm) {
@@ -173,14 +177,16 @@ static int avx2_march(const struct lm_ray_grid *g, const struct lm_ray *rays, si
                          as_i(_mm256_andnot_ps(m2, m1)), as_i(m2)};
         __m256 end = _mm256_cmp_ps(t, _mm256_load_ps(L.tfar), _CMP_GT_OQ);
         for (int a = 0; a < 3; a++) {
-            lo[a] = _mm256_add_epi32(lo[a], _mm256_and_si256(ax[a], _mm256_sign_epi32(S, step[a])));
+            lo[a] =
+                _mm256_add_epi32(lo[a], _mm256_and_si256(ax[a], _mm256_sign_epi32(S, step[a])));
             __m256i hi = _mm256_min_epi32(_mm256_sub_epi32(_mm256_add_epi32(lo[a], S), one),
                                           _mm256_sub_epi32(dim[a], one));
             __m256i first = _mm256_blendv_epi8(hi, lo[a], _mm256_cmpgt_epi32(step[a], zero));
             __m256 q = _mm256_add_ps(p[a], _mm256_mul_ps(d[a], t));
             __m256i c = _mm256_blendv_epi8(cell_of8(q, lo[a], hi), first, ax[a]);
-            __m256i outside = _mm256_or_si256(_mm256_cmpgt_epi32(zero, c),
-                                              _mm256_cmpgt_epi32(_mm256_add_epi32(c, one), dim[a]));
+            __m256i outside =
+                _mm256_or_si256(_mm256_cmpgt_epi32(zero, c),
+                                _mm256_cmpgt_epi32(_mm256_add_epi32(c, one), dim[a]));
             end = _mm256_or_ps(end, as_f(_mm256_and_si256(outside, ax[a])));
             _mm256_store_si256((__m256i *)L.cell[a], c);
         }

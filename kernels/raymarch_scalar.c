@@ -98,6 +98,14 @@ static bool step(struct lm__ray_state *s, int shift)
     return !(s->t > s->tfar) && s->cell[ax] >= 0 && s->cell[ax] < s->dim[ax];
 }
 
+/* The entry of a cell's 32-cell (shift 5, dims coarse_dim) or brick (3, bricks) in
+ * its table. */
+static inline size_t table_at(const int32_t c[3], int shift, const uint32_t dims[3])
+{
+    return ((size_t)(c[2] >> shift) * dims[1] + (size_t)(c[1] >> shift)) * dims[0] +
+           (size_t)(c[0] >> shift);
+}
+
 /* Voxel steps (rule (2) with S = 1) through the occupied brick bi holding the cell,
  * with hits; returns 1 when the ray leaves the brick, 0 when the march ends. The
  * crossing times of the axes that did not step stay as they were computed, which is
@@ -105,7 +113,8 @@ static bool step(struct lm__ray_state *s, int shift)
 static int brick_walk(const struct lm_ray_grid *g, struct lm__ray_state *s, int32_t bi,
                       uint32_t max_hits, struct lm_ray_out *out)
 {
-    const uint32_t *occ = g->occ + (size_t)bi * 16, *slot = g->slot + (size_t)bi * LM_RAY_BRICK_VOXELS;
+    const uint32_t *occ = g->occ + (size_t)bi * 16,
+                   *slot = g->slot + (size_t)bi * LM_RAY_BRICK_VOXELS;
     int32_t *c = s->cell, b[3] = {c[0] >> 3, c[1] >> 3, c[2] >> 3};
     float tn[3];
     for (int a = 0; a < 3; a++)
@@ -135,12 +144,9 @@ void lm__ray_one(const struct lm_ray_grid *g, const struct lm_ray *r, uint32_t m
     if (!lm__ray_setup(g, r, &s))
         return;
     for (;;) {
-        size_t ci = ((size_t)(c[2] >> 5) * g->coarse_dim[1] + (size_t)(c[1] >> 5)) *
-                        g->coarse_dim[0] + (size_t)(c[0] >> 5);
         int shift = 5;
-        if (g->coarse[ci]) {
-            int32_t bi = g->brick_index[((size_t)(c[2] >> 3) * g->bricks[1] + (size_t)(c[1] >> 3)) *
-                                            g->bricks[0] + (size_t)(c[0] >> 3)];
+        if (g->coarse[table_at(c, 5, g->coarse_dim)]) {
+            int32_t bi = g->brick_index[table_at(c, 3, g->bricks)];
             if (bi >= 0) {
                 if (!brick_walk(g, &s, bi, max_hits, out))
                     return;

@@ -160,7 +160,8 @@ inline ulong pred_bits(int type, __global const uchar *col, long lo, long hi, si
 {
     switch (type) {
     case TYPE_F32:
-        return bits_f32((__global const float *)col, r, rows, as_float((int)lo), as_float((int)hi));
+        return bits_f32((__global const float *)col, r, rows, as_float((int)lo),
+                        as_float((int)hi));
     case TYPE_I32: return bits_i32((__global const int *)col, r, rows, (int)lo, (int)hi);
     case TYPE_U8: return bits_u8(col, r, rows, (uchar)lo, (uchar)hi);
     }

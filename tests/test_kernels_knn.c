@@ -75,7 +75,8 @@ static void all_agree_with_a_sort(void **state)
             for (size_t j = 0; j < m; j++) {
                 size_t na = 0;
                 for (size_t i = 0; i < n; i++) {
-                    float dx = in.x[i] - in.qx[j], dy = in.y[i] - in.qy[j], dz = in.z[i] - in.qz[j];
+                    float dx = in.x[i] - in.qx[j], dy = in.y[i] - in.qy[j],
+                          dz = in.z[i] - in.qz[j];
                     float dd = (dx * dx + dy * dy) + dz * dz;
                     if (dd <= in.max_d2)
                         all[na++] = (struct pair){dd, (uint32_t)i};

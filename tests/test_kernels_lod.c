@@ -11,7 +11,7 @@
 
 #include "alloc.h"
 #include "device.h"
-#include "lod.h"
+#include "lod_pyramid.h"
 #include "test_kernels.h"
 #include "tmpdir.h"
 

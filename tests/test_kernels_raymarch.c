@@ -149,7 +149,8 @@ static const uint32_t *voxel_at(const struct lm_ray_grid *g, const int64_t c[3])
                                     g->bricks[0] + (size_t)(c[0] / 8)];
     if (bi < 0)
         return NULL;
-    const uint32_t *s = &g->slot[(size_t)bi * 512 + (size_t)((c[2] % 8 * 8 + c[1] % 8) * 8 + c[0] % 8)];
+    const uint32_t *s =
+        &g->slot[(size_t)bi * 512 + (size_t)((c[2] % 8 * 8 + c[1] % 8) * 8 + c[0] % 8)];
     return *s ? s : NULL;
 }
 
@@ -262,10 +263,12 @@ static void hits_match_an_exact_traversal(void **state)
                 continue;
             checked++;
             const struct lm_ray_out *got = &out[j];
-            bool ok = got->hits == want.hits && !memcmp(got->voxel, want.voxel, sizeof want.voxel) &&
-                      !memcmp(got->radiance, want.radiance, sizeof want.radiance) &&
-                      (!want.hits || fabsf(got->t_hit - want.t_hit) <=
-                                         1e-3f * g.voxel_size + 1e-5f * fabsf(want.t_hit));
+            bool ok = got->hits == want.hits &&
+                !memcmp(got->voxel, want.voxel, sizeof want.voxel) &&
+                !memcmp(got->radiance, want.radiance, sizeof want.radiance) &&
+                (!want.hits ||
+                 fabsf(got->t_hit - want.t_hit) <=
+                     1e-3f * g.voxel_size + 1e-5f * fabsf(want.t_hit));
             if (!ok) {
                 print_error("ray %zu (seed %" PRIu64 "): hits %u voxel %d %d %d t %.9g; exact "
                             "%u %d %d %d %.9g\n", j, test_seed, got->hits, got->voxel[0],
@@ -296,7 +299,8 @@ static void grid_from_a_field_agrees_with_lm_raycast(void **state)
     assert_int_equal(lm_field_create(db, "f", &fo, NULL), 0);
     enum { N = 20000, RAYS = 2000 };
     float *x = lm_alloc(N * sizeof *x), *y = lm_alloc(N * sizeof *y), *z = lm_alloc(N * sizeof *z);
-    float *dx = lm_alloc(N * sizeof *dx), *dy = lm_alloc(N * sizeof *dy), *dz = lm_alloc(N * sizeof *dz);
+    float *dx = lm_alloc(N * sizeof *dx), *dy = lm_alloc(N * sizeof *dy),
+          *dz = lm_alloc(N * sizeof *dz);
     float *in = lm_alloc(N * sizeof *in);
     rng_start(3);
     for (size_t i = 0; i < N; i++) {
@@ -389,7 +393,8 @@ static void device_keeps_a_grid_until_its_version_changes(void **state)
     lm_cl *cl = lm_device_cl();
     if (!lm_ray_opencl() || !cl)
         skip();
-    struct lm_voxel v = {.coord = {3, 4, 5}, .count = 2, .sh = {{1, 0, 0, 0}, {2, 0, 0, 0}, {3, 0, 0, 0}}};
+    struct lm_voxel v = {
+        .coord = {3, 4, 5}, .count = 2, .sh = {{1, 0, 0, 0}, {2, 0, 0, 0}, {3, 0, 0, 0}}};
     struct lm_ray_grid g;
     assert_int_equal(lm_ray_grid_build(&v, 1, 1, &g), 0);
     struct lm_ray r = {.o = {3.5f, 4.5f, -10}, .tmax = 100, .d = {0, 0, 1}};

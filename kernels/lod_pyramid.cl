@@ -1,7 +1,7 @@
-/* lod.cl - the parent-level build of the LOD pyramid: the OpenCL twin of lod_scalar.c
- * (order of lod.h invariant (2); FP_CONTRACT off). Each work-item builds the parent
- * rows [gid*per, (gid+1)*per) (row = Y + dim.y * Z), one channel at a time over them:
- * contiguous ranges on a CPU device, one row on a GPU. */
+/* lod_pyramid.cl - the parent-level build of the LOD pyramid: the OpenCL twin of
+ * lod_scalar.c (order of lod_pyramid.h invariant (2); FP_CONTRACT off). Each work-item
+ * builds the parent rows [gid*per, (gid+1)*per) (row = Y + dim.y * Z), one channel at a
+ * time over them: contiguous ranges on a CPU device, one row on a GPU. */
 #pragma OPENCL FP_CONTRACT OFF
 #if defined(__clang__)
 #pragma clang diagnostic ignored "-Wpsabi" /* see scan.cl */
@@ -51,16 +51,18 @@ __kernel void lod_parent(__global const uint *ccount, __global const float *csum
                 bool two = 2 * x + 1 < cdim.x; /* the second child of the pair exists */
                 if (ch < 0) {
                     uint n[4];
-                    for (int r = 0; r < 4; r++)
-                        n[r] = base[r] < 0 ? 0u
-                                           : ccount[base[r] + 2 * x] + (two ? ccount[base[r] + 2 * x + 1] : 0u);
+                    for (int r = 0; r < 4; r++) {
+                        __global const uint *c = ccount + max(base[r], 0l) + 2 * x;
+                        n[r] = base[r] < 0 ? 0u : c[0] + (two ? c[1] : 0u);
+                    }
                     pcount[at] = ((n[0] + n[1]) + n[2]) + n[3];
                     continue;
                 }
                 float v[4];
-                for (int r = 0; r < 4; r++)
-                    v[r] = base[r] < 0 ? 0.0f + 0.0f
-                                       : s[base[r] + 2 * x] + (two ? s[base[r] + 2 * x + 1] : 0.0f);
+                for (int r = 0; r < 4; r++) {
+                    __global const float *c = s + max(base[r], 0l) + 2 * x;
+                    v[r] = base[r] < 0 ? 0.0f + 0.0f : c[0] + (two ? c[1] : 0.0f);
+                }
                 psums[(size_t)ch * pc + at] = ((v[0] + v[1]) + v[2]) + v[3];
             }
         }

@@ -1,6 +1,6 @@
-/* lod.c - levels of the LOD pyramid, argument checks, the pyramid loop, and the choice
- * between implementations. */
-#include "lod.h"
+/* lod_pyramid.c - levels of the LOD pyramid, argument checks, the pyramid loop, and
+ * the choice between implementations. */
+#include "lod_pyramid.h"
 
 #include <errno.h>
 #include <math.h>

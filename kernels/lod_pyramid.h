@@ -1,6 +1,6 @@
-/* lod.h - the level-of-detail pyramid: each level aggregates 2x2x2 cells of the level
- * below (counts, colour and intensity sums, SH sums), from level 0 (a chunk's voxels)
- * up to one cell.
+/* lod_pyramid.h - the level-of-detail pyramid: each level aggregates 2x2x2 cells of
+ * the level below (counts, colour and intensity sums, SH sums), from level 0 (a chunk's
+ * voxels) up to one cell. (render/lod.h chooses what to draw from it.)
  *
  * Owns: the arrays of levels made by lm_lod_level_new / lm_lod_pyramid (freed by
  * lm_lod_level_free). A level is dense: dim[0] * dim[1] * dim[2] cells, x fastest,
@@ -22,8 +22,8 @@
  * Threading: levels are plain data; tables are immutable.
  * Called by: render/ and net/ (LOD of chunks), tests, bench_kernels.
  */
-#ifndef LM_LOD_H
-#define LM_LOD_H
+#ifndef LM_LOD_PYRAMID_H
+#define LM_LOD_PYRAMID_H
 
 #include <stddef.h>
 #include <stdint.h>
