@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,9 @@
 #include "raymarch.h"
 #include "scan.h"
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;       /* dev's settings */
+static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER; /* held while starting */
+static _Atomic bool started;
 static struct {
     enum lm_device_mode mode; /* AUTO: $LUMADB_DEVICE */
     char cache_dir[512];
@@ -24,7 +27,7 @@ static struct {
     char data_dir[512];       /* the last database opened for writing */
     lm_cl_log_fn log;
     void *log_user;
-    bool started;
+    bool frozen;              /* the runtime is starting: settings of the cache are fixed */
     lm_cl *cl;                /* NULL after a start: no device */
     char why[512];            /* the reason there is none */
 } dev;
@@ -39,7 +42,7 @@ int lm_device_configure(const struct lm_device_opts *o)
     dev.mode = o->mode;
     dev.log = o->log;
     dev.log_user = o->log_user;
-    if (o->cache_dir && !dev.started) {
+    if (o->cache_dir && !dev.frozen) {
         snprintf(dev.cache_dir, sizeof dev.cache_dir, "%s", o->cache_dir);
         dev.cache_dir_set = true;
     }
@@ -52,7 +55,7 @@ void lm_device_use_data_dir(const char *dir)
     if (!dir)
         return;
     pthread_mutex_lock(&lock);
-    if (!dev.started)
+    if (!dev.frozen)
         snprintf(dev.data_dir, sizeof dev.data_dir, "%s", dir);
     pthread_mutex_unlock(&lock);
 }
@@ -106,46 +109,49 @@ static void runtime_log(void *user, const char *line)
 
 /* ---------------------------------------------------------------- the runtime */
 
-/* Starts the runtime once; the caller holds `lock`. */
-static void start_locked(void)
+/* Starts the runtime once. Callers that find it started read dev.cl without a lock:
+ * it is written before `started` is set and never after. */
+static void start(void)
 {
-    if (dev.started)
+    pthread_mutex_lock(&start_lock);
+    if (atomic_load(&started)) {
+        pthread_mutex_unlock(&start_lock);
         return;
-    dev.started = true;
+    }
+    char cache[512] = "";
+    pthread_mutex_lock(&lock);
+    dev.frozen = true; /* the cache directory is chosen now */
     /* A data directory that is gone by now (a closed, removed database) is not
      * brought back for a cache: the user cache serves instead. */
     struct stat st;
-    if (!dev.cache_dir_set && *dev.data_dir && !stat(dev.data_dir, &st) && S_ISDIR(st.st_mode))
-        snprintf(dev.cache_dir, sizeof dev.cache_dir, "%.500s/kcache", dev.data_dir);
-    struct lm_cl_opts o = {.cache_dir = *dev.cache_dir ? dev.cache_dir : NULL,
-                           .log = runtime_log};
+    if (dev.cache_dir_set)
+        snprintf(cache, sizeof cache, "%s", dev.cache_dir);
+    else if (*dev.data_dir && !stat(dev.data_dir, &st) && S_ISDIR(st.st_mode))
+        snprintf(cache, sizeof cache, "%.500s/kcache", dev.data_dir);
+    pthread_mutex_unlock(&lock);
+
+    struct lm_cl_opts o = {.cache_dir = *cache ? cache : NULL, .log = runtime_log};
     struct lm_error err = {0};
-    pthread_mutex_unlock(&lock); /* the runtime logs through log_line */
     lm_cl *cl = NULL;
-    int rc = lm_cl_open(&o, &cl, &err);
+    int rc = lm_cl_open(&o, &cl, &err); /* logs through log_line, which takes `lock` */
     pthread_mutex_lock(&lock);
-    if (rc) {
-        snprintf(dev.why, sizeof dev.why, "%s",
-                 *err.message ? err.message : lm_strerror(rc));
-        return;
-    }
+    if (rc)
+        snprintf(dev.why, sizeof dev.why, "%s", *err.message ? err.message : lm_strerror(rc));
     dev.cl = cl;
+    pthread_mutex_unlock(&lock);
+    atomic_store(&started, true);
+    if (rc)
+        lm_device_log("lumadb: %s; the kernels run on the CPU", err.message);
+    pthread_mutex_unlock(&start_lock);
 }
 
 lm_cl *lm_device_cl(void)
 {
     if (lm_device_mode() == LM_DEVICE_CPU)
         return NULL;
-    pthread_mutex_lock(&lock);
-    bool first = !dev.started;
-    start_locked();
-    lm_cl *cl = dev.cl;
-    char why[sizeof dev.why];
-    snprintf(why, sizeof why, "%s", dev.why);
-    pthread_mutex_unlock(&lock);
-    if (first && !cl)
-        lm_device_log("lumadb: %s; the kernels run on the CPU", why);
-    return cl;
+    if (!atomic_load(&started))
+        start();
+    return dev.cl;
 }
 
 int lm_device_status(struct lm_error *err)
