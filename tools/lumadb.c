@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cluster.h"
 #include "demo_scene.h"
 #include "lumadb.h"
 
@@ -23,6 +24,10 @@ static int usage(FILE *to)
             "commands:\n"
             "  demo [DIR] [--side N]   generate the demo terrain (N^2 samples, default\n"
             "                          1024^2) in DIR (default data/demo) and query it\n"
+            "  node DIR --node-id N --peers ID=HOST:PORT/CLIENT,...\n"
+            "                          run one replicated cluster node (lumadb node --help)\n"
+            "  cluster status|add|remove ... --nodes HOST:PORT,...\n"
+            "                          ask a cluster's nodes (lumadb cluster --help)\n"
             "  help                    this text\n");
     return to == stderr ? 2 : 0;
 }
@@ -165,6 +170,10 @@ int main(int argc, char **argv)
         return usage(stdout);
     if (!strcmp(cmd, "demo"))
         return cmd_demo(argc - 2, argv + 2);
+    if (!strcmp(cmd, "node"))
+        return lm_cmd_node(argc - 2, argv + 2);
+    if (!strcmp(cmd, "cluster"))
+        return lm_cmd_cluster(argc - 2, argv + 2);
     fprintf(stderr, "lumadb: unknown command '%s' (try 'lumadb help')\n", cmd);
     return 2;
 }
