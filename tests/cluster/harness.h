@@ -331,11 +331,46 @@ static inline int ck_insert(lm_repl_client *c, int k, uint64_t *index, struct lm
 struct ck_writer {
     struct cluster *cl;
     int first, last;            /* batches [first, last) */
-    _Atomic int next;           /* the batch being written */
+    _Atomic int next;           /* the batch being written; past the end when done */
     atomic_bool stop;
     _Atomic int acked, failed;
     bool ack[CK_MAX_BATCHES];   /* written before `next` moves past the batch */
 };
+
+/* Writer thread: batches first, first+1, ... until stopped or `last`, each with its own
+ * request id, retried by the client across failovers; records the acknowledged ones. */
+static inline void *ck_writer_main(void *arg)
+{
+    struct ck_writer *w = arg;
+    struct lm_repl_client_opts o = {.nodes = w->cl->addrs, .n_nodes = (size_t)w->cl->n,
+                                    .try_ms = 1000, .deadline_ms = 10000};
+    lm_repl_client *c;
+    if (lm_repl_client_open(&o, &c, NULL))
+        return NULL;
+    int k = w->first;
+    for (; k < w->last && !atomic_load(&w->stop); k++) {
+        atomic_store(&w->next, k);
+        struct lm_error e;
+        if (ck_insert(c, k, NULL, &e) == 0) {
+            w->ack[k] = true;
+            atomic_fetch_add(&w->acked, 1);
+        } else {
+            atomic_fetch_add(&w->failed, 1);
+        }
+    }
+    atomic_store(&w->next, k); /* batches attempted: [first, k) */
+    lm_repl_client_close(c);
+    return NULL;
+}
+
+/* Waits until the writer has `n` more acknowledgements than `from` (bounded). */
+static inline bool ck_wait_acked(struct ck_writer *w, int from, int n, double timeout)
+{
+    double end = cl_now() + timeout;
+    while (atomic_load(&w->acked) < from + n && cl_now() < end)
+        cl_sleep_ms(5);
+    return atomic_load(&w->acked) >= from + n;
+}
 
 /* Checks the final state read from node `node` (-1: the leader, linearizable): every
  * acknowledged batch whole, every other batch whole or absent, nothing else. */
