@@ -791,20 +791,16 @@ int lm__db_apply_record(lm_db *db, uint16_t type, const void *payload, size_t n,
                         (unsigned long long)lsn, (unsigned long long)db->lsn);
     }
     struct lm__record r;
-    if ((rc = decode_record(db, type, payload, n, &r, err))) {
-        pthread_rwlock_unlock(&db->lock);
-        return rc;
-    }
     uint64_t k = 0;
-    if (!(rc = check_record(db, &r, err))) {
-        /* checked: only running out of memory can stop it now, and that leaves a
-         * state no other replica has (invariant 4) */
-        if ((rc = apply(db, &r, lsn, &k, err)))
-            atomic_store(&db->failed, true);
-        else
+    if ((rc = decode_record(db, type, payload, n, &r, err)) == 0) {
+        if (!(rc = check_record(db, &r, err)) && !(rc = apply(db, &r, lsn, &k, err)))
             db->lsn = lsn;
+        lm__record_free(&r);
     }
-    lm__record_free(&r);
+    /* Past the checks only running out of memory stops a record, and every other
+     * replica applied it: this one no longer matches them (invariant 4). */
+    if (rc == -ENOMEM)
+        atomic_store(&db->failed, true);
     pthread_rwlock_unlock(&db->lock);
     if (!rc && count)
         *count = k;

@@ -45,8 +45,8 @@ int lm__db_encode(lm_db *db, const struct lm__record *r, void **out, size_t *n,
  * (greater than lm_db_lsn), without logging it, through the same apply code as live
  * writes and recovery. *count (optional) receives the samples inserted, deleted or
  * updated. A rejected record (the errors of lm__db_check_record) changes nothing and
- * is rejected alike on every replica; -ENOMEM while applying fails the handle
- * (LM_EFAILED from then on). LM_EBADARG for a handle that is no replica or an lsn not
+ * is rejected alike on every replica; -ENOMEM fails the handle (LM_EFAILED from then
+ * on: the other replicas applied the record, this one no longer matches them). LM_EBADARG for a handle that is no replica or an lsn not
  * after the last. */
 int lm__db_apply_record(lm_db *db, uint16_t type, const void *payload, size_t n, uint64_t lsn,
                         uint64_t *count, struct lm_error *err);

@@ -7,7 +7,6 @@
 #include <cmocka.h>
 
 #include "cluster/harness.h"
-#include "record.h"
 
 static void create_field(struct cluster *cl)
 {
@@ -95,39 +94,21 @@ static void retries_are_idempotent_and_bad_writes_refused(void **state)
     int leader = cl_wait_leader(&cl, 10, -1);
     assert_true(leader >= 0);
     create_field(&cl);
+    uint64_t first_index = 0, index = 0;
+    assert_true(ck_write_once(cl.c, leader, 5, 424242, &first_index));
+    assert_true(ck_write_once(cl.c, leader, 5, 424242, &index));
+    assert_int_equal(index, first_index); /* the first answer, not a new entry */
+    struct lm_rows *rows;
+    struct lm_error e;
+    assert_int_equal(lm_repl_client_select(cl.c, -1, CL_FIELD, NULL, 0, true, &rows, &e), 0);
+    assert_int_equal(rows->n, ck_rows(5));
+    lm_rows_free(rows);
+
+    /* verdicts come back as they would from the engine */
     float x[2] = {1, 2}, y[2] = {1, 2}, z[2] = {1, 2};
     int32_t id[2] = {7, 8};
     struct lm_batch b = {.n = 2, .x = x, .y = y, .z = z, .n_user = 1, .user = {id}};
     uint32_t sizes[1] = {4};
-    struct lm__record_enc enc;
-    lm__record_insert(&enc, CL_FIELD, &b, sizes);
-    struct lm_wire_buf body = {0};
-    for (int i = 0; i < enc.n_iov; i++)
-        lm_wire_put(&body, enc.iov[i].iov_base, enc.iov[i].iov_len);
-    struct lm_wire_request rq = {.op = LM_WIRE_WRITE, .type = LM_REC_INSERT,
-                                 .request_id = 424242, .body = body.p, .n = body.n};
-    uint64_t first_index = 0;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        struct lm_wire_reply rp;
-        uint8_t *frame;
-        struct lm_error e;
-        assert_int_equal(lm_repl_client_call(cl.c, (size_t)leader, &rq, &rp, &frame, &e), 0);
-        assert_int_equal(rp.status, LM_WIRE_OK);
-        uint64_t index;
-        memcpy(&index, rp.body, 8);
-        if (attempt)
-            assert_int_equal(index, first_index); /* the first answer, not a new entry */
-        first_index = index;
-        lm_free(frame);
-    }
-    lm_wire_buf_free(&body);
-    struct lm_rows *rows;
-    struct lm_error e;
-    assert_int_equal(lm_repl_client_select(cl.c, -1, CL_FIELD, NULL, 0, true, &rows, &e), 0);
-    assert_int_equal(rows->n, 2);
-    lm_rows_free(rows);
-
-    /* verdicts come back as they would from the engine */
     assert_int_equal(lm_repl_client_insert(cl.c, "nosuch", &b, sizes, NULL, &e), LM_ENOFIELD);
     float bad_r[2] = {0.5f, 2.0f}, g[2] = {0, 0}, bl[2] = {0, 0};
     struct lm_batch bad = b;

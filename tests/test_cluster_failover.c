@@ -8,8 +8,6 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include <pthread.h>
-
 #include "cluster/harness.h"
 
 static void converge_and_check(struct cluster *cl, struct ck_writer *w)
@@ -25,25 +23,6 @@ static void converge_and_check(struct cluster *cl, struct ck_writer *w)
             fail_msg("node %d: %s", i + 1, why);
 }
 
-static void start_writer(struct cluster *cl, struct ck_writer *w, pthread_t *t)
-{
-    memset(w, 0, sizeof *w);
-    w->cl = cl;
-    w->last = CK_MAX_BATCHES;
-    struct lm_error e;
-    if (lm_repl_client_create_field(cl->c, CL_FIELD, ck_schema(), &e))
-        fail_msg("create field: %s", e.message);
-    assert_int_equal(pthread_create(t, NULL, ck_writer_main, w), 0);
-}
-
-static void stop_writer(struct ck_writer *w, pthread_t t)
-{
-    atomic_store(&w->stop, true);
-    pthread_join(t, NULL);
-    fprintf(stderr, "writer: %d acknowledged, %d not\n", atomic_load(&w->acked),
-            atomic_load(&w->failed));
-}
-
 static void leader_killed_mid_stream(void **state)
 {
     static struct cluster cl;
@@ -54,7 +33,7 @@ static void leader_killed_mid_stream(void **state)
     int leader = cl_wait_leader(&cl, 10, -1);
     assert_true(leader >= 0);
     pthread_t t;
-    start_writer(&cl, &w, &t);
+    ck_start(&cl, &w, &t);
     double worst = 0;
     for (int round = 0; round < 2; round++) {
         assert_true(ck_wait_acked(&w, atomic_load(&w.acked), 60, 30));
@@ -74,7 +53,7 @@ static void leader_killed_mid_stream(void **state)
         cl_start(&cl, leader);
     }
     assert_true(ck_wait_acked(&w, atomic_load(&w.acked), 40, 30));
-    stop_writer(&w, t);
+    ck_stop(&w, t);
     converge_and_check(&cl, &w);
     for (int i = 0; i < 3; i++)
         assert_int_equal(cl_status(&cl, i, "snapshots_restored"), 0);
@@ -94,7 +73,7 @@ static void far_behind_node_catches_up_by_snapshot(void **state)
     int leader = cl_wait_leader(&cl, 10, -1);
     assert_true(leader >= 0);
     pthread_t t;
-    start_writer(&cl, &w, &t);
+    ck_start(&cl, &w, &t);
     assert_true(ck_wait_acked(&w, 0, 40, 30));
     int behind = (leader + 1) % 3;
     int64_t own = cl_status(&cl, behind, "snapshot_index");
@@ -103,7 +82,7 @@ static void far_behind_node_catches_up_by_snapshot(void **state)
     int64_t first = cl_status(&cl, cl_wait_leader(&cl, 5, -1), "snapshot_index");
     cl_start(&cl, behind);
     assert_true(ck_wait_acked(&w, atomic_load(&w.acked), 40, 30));
-    stop_writer(&w, t);
+    ck_stop(&w, t);
     converge_and_check(&cl, &w);
     /* it restored its own snapshot at start (if it had one), then the leader's */
     int64_t restored = cl_status(&cl, behind, "snapshots_restored");

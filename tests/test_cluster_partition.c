@@ -5,10 +5,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include <pthread.h>
-
 #include "cluster/harness.h"
-#include "record.h"
 
 static void converge_and_check(struct cluster *cl, const bool *ack, int upto)
 {
@@ -18,36 +15,6 @@ static void converge_and_check(struct cluster *cl, const bool *ack, int upto)
     for (int i = 0; i < cl->n; i++)
         if (!ck_verify(cl, i, ack, upto, why, sizeof why))
             fail_msg("node %d: %s", i + 1, why);
-}
-
-/* Sends batch k to node i once, without retrying elsewhere, and waits up to try_ms for
- * an answer: true only when the node acknowledged it. */
-static bool write_once(struct cluster *cl, lm_repl_client *c, int i, int k)
-{
-    (void)cl;
-    int n = ck_rows(k);
-    float x[64] = {0}, y[64] = {0}, z[64] = {0};
-    int32_t id[64];
-    for (int r = 0; r < n; r++) {
-        x[r] = (float)r;
-        id[r] = k * 1000 + r;
-    }
-    struct lm_batch b = {.n = (size_t)n, .x = x, .y = y, .z = z, .n_user = 1, .user = {id}};
-    uint32_t sizes[1] = {4};
-    struct lm__record_enc enc;
-    lm__record_insert(&enc, CL_FIELD, &b, sizes);
-    struct lm_wire_buf body = {0};
-    for (int j = 0; j < enc.n_iov; j++)
-        lm_wire_put(&body, enc.iov[j].iov_base, enc.iov[j].iov_len);
-    struct lm_wire_request rq = {.op = LM_WIRE_WRITE, .type = LM_REC_INSERT, .body = body.p,
-                                 .n = body.n};
-    struct lm_wire_reply rp;
-    uint8_t *frame = NULL;
-    bool ok = lm_repl_client_call(c, (size_t)i, &rq, &rp, &frame, NULL) == 0 &&
-              rp.status == LM_WIRE_OK;
-    lm_free(frame);
-    lm_wire_buf_free(&body);
-    return ok;
 }
 
 /* Both followers paused: the leader is a minority and acknowledges nothing, neither at
@@ -76,7 +43,7 @@ static void paused_majority_leaves_leader_unable_to_acknowledge(void **state)
     /* the first write is in the leader's log but cannot commit; later ones find a node
      * that stepped down (it lost contact with a majority) */
     for (int k = 10; k < 14; k++)
-        assert_false(write_once(&cl, c, leader, k));
+        assert_false(ck_write_once(c, leader, k, 0, NULL));
     assert_true(cl_status(&cl, leader, "role") != 3); /* it stepped down */
     for (int i = 0; i < 3; i++)
         cl_signal(&cl, i, SIGCONT);
@@ -102,13 +69,8 @@ static void paused_leader_rejoins_without_divergence(void **state)
     cl_start_all(&cl);
     int leader = cl_wait_leader(&cl, 10, -1);
     assert_true(leader >= 0);
-    struct lm_error e;
-    assert_int_equal(lm_repl_client_create_field(cl.c, CL_FIELD, ck_schema(), &e), 0);
-    memset(&w, 0, sizeof w);
-    w.cl = &cl;
-    w.last = CK_MAX_BATCHES;
     pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, ck_writer_main, &w), 0);
+    ck_start(&cl, &w, &t);
     assert_true(ck_wait_acked(&w, 0, 50, 30));
     cl_signal(&cl, leader, SIGSTOP);
     int next = cl_wait_leader(&cl, 5, leader);
@@ -117,10 +79,7 @@ static void paused_leader_rejoins_without_divergence(void **state)
     assert_true(ck_wait_acked(&w, before, 40, 30)); /* through the new leader */
     cl_signal(&cl, leader, SIGCONT);
     assert_true(ck_wait_acked(&w, atomic_load(&w.acked), 40, 30));
-    atomic_store(&w.stop, true);
-    pthread_join(t, NULL);
-    fprintf(stderr, "writer: %d acknowledged, %d not\n", atomic_load(&w.acked),
-            atomic_load(&w.failed));
+    ck_stop(&w, t);
     converge_and_check(&cl, w.ack, atomic_load(&w.next));
     assert_true(cl_stop(&cl, true));
 }

@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "record.h"
 #include "repl_client.h"
 #include "tmpdir.h"
 
@@ -361,6 +363,62 @@ static inline void *ck_writer_main(void *arg)
     atomic_store(&w->next, k); /* batches attempted: [first, k) */
     lm_repl_client_close(c);
     return NULL;
+}
+
+/* Creates the checker's field and starts a writer thread on it. */
+static inline void ck_start(struct cluster *cl, struct ck_writer *w, pthread_t *t)
+{
+    memset(w, 0, sizeof *w);
+    w->cl = cl;
+    w->last = CK_MAX_BATCHES;
+    struct lm_error e;
+    if (lm_repl_client_create_field(cl->c, CL_FIELD, ck_schema(), &e)) {
+        fprintf(stderr, "harness: create field: %s\n", e.message);
+        exit(1);
+    }
+    if (pthread_create(t, NULL, ck_writer_main, w))
+        exit(1);
+}
+
+static inline void ck_stop(struct ck_writer *w, pthread_t t)
+{
+    atomic_store(&w->stop, true);
+    pthread_join(t, NULL);
+    fprintf(stderr, "writer: %d acknowledged, %d not\n", atomic_load(&w->acked),
+            atomic_load(&w->failed));
+}
+
+/* Sends batch k to node i once as request `request_id` (0: a new one), without
+ * following redirects or retrying: true only when that node acknowledged it within the
+ * client's try time; *index (optional) is the entry's log index. */
+static inline bool ck_write_once(lm_repl_client *c, int i, int k, uint64_t request_id,
+                                 uint64_t *index)
+{
+    int n = ck_rows(k);
+    float x[64] = {0}, y[64] = {0}, z[64] = {0};
+    int32_t id[64];
+    for (int r = 0; r < n; r++) {
+        x[r] = (float)r;
+        id[r] = k * 1000 + r;
+    }
+    struct lm_batch b = {.n = (size_t)n, .x = x, .y = y, .z = z, .n_user = 1, .user = {id}};
+    uint32_t sizes[1] = {4};
+    struct lm__record_enc enc;
+    lm__record_insert(&enc, CL_FIELD, &b, sizes);
+    struct lm_wire_buf body = {0};
+    for (int j = 0; j < enc.n_iov; j++)
+        lm_wire_put(&body, enc.iov[j].iov_base, enc.iov[j].iov_len);
+    struct lm_wire_request rq = {.op = LM_WIRE_WRITE, .type = LM_REC_INSERT,
+                                 .request_id = request_id, .body = body.p, .n = body.n};
+    struct lm_wire_reply rp;
+    uint8_t *frame = NULL;
+    bool ok = lm_repl_client_call(c, (size_t)i, &rq, &rp, &frame, NULL) == 0 &&
+              rp.status == LM_WIRE_OK;
+    if (ok && index)
+        memcpy(index, rp.body, 8);
+    lm_free(frame);
+    lm_wire_buf_free(&body);
+    return ok;
 }
 
 /* Waits until the writer has `n` more acknowledgements than `from` (bounded). */
