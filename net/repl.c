@@ -21,6 +21,8 @@
 #include <raft.h>
 #include <raft/uv.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,6 +223,11 @@ struct lm_repl {
     struct raft_uv_transport transport;
     struct raft_fsm fsm;
     bool raft_inited;
+    /* raft_uv_tcp's own listen and connect, wrapped (see "transport" below) */
+    int (*tcp_listen)(struct raft_uv_transport *t, raft_uv_accept_cb cb);
+    int (*tcp_connect)(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
+                       const char *address, raft_uv_connect_cb cb);
+    raft_uv_accept_cb raft_accept;
 
     uv_timer_t tick;
     uv_idle_t flush;
@@ -822,7 +829,7 @@ static void write_finish(lm_repl *r, struct pwrite *w, const struct lm_repl_resu
 static void write_fail(lm_repl *r, struct pwrite *w, int rc, const char *why)
 {
     struct lm_repl_result res = {.rc = rc};
-    snprintf(res.message, sizeof res.message, "%s", why);
+    snprintf(res.message, sizeof res.message, "%.255s", why);
     write_finish(r, w, &res);
 }
 
@@ -1066,8 +1073,8 @@ static void release_held(lm_repl *r)
 {
     while (r->held.head) {
         struct pwrite *w = r->held.head;
-        struct entry e;
-        entry_parse(w->buf.base, w->buf.len, &e);
+        struct entry e = {0};
+        entry_parse(w->buf.base, w->buf.len, &e); /* made by write_new: it parses */
         struct lm_error err = {0};
         int rc = e.kind == ENTRY_MUTATION
                      ? lm__db_check_record(r->db, e.sub, e.body, e.n, &err)
@@ -1432,6 +1439,58 @@ void lm_repl_status(lm_repl *r, struct lm_repl_status *out)
     pthread_mutex_unlock(&r->mu);
 }
 
+/* ---------------------------------------------------------------- transport */
+
+/* raft_uv_tcp 0.15 leaves Nagle's algorithm on, and each of its connections carries
+ * messages one way only (replies travel on the peer's own connection): a small
+ * AppendEntries behind an unacknowledged one then waits for the peer's delayed ACK,
+ * 40 ms. The wrappers below set TCP_NODELAY on every stream the transport hands Raft,
+ * through the public transport interface. */
+
+static lm_repl *repl_of_transport(struct raft_uv_transport *t)
+{
+    return (lm_repl *)((char *)t - offsetof(struct lm_repl, transport));
+}
+
+static void nodelay_accept(struct raft_uv_transport *t, raft_id id, const char *address,
+                           struct uv_stream_s *stream)
+{
+    lm_repl *r = repl_of_transport(t);
+    uv_tcp_nodelay((uv_tcp_t *)stream, 1);
+    r->raft_accept(t, id, address, stream);
+}
+
+static int nodelay_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
+{
+    lm_repl *r = repl_of_transport(t);
+    r->raft_accept = cb;
+    return r->tcp_listen(t, nodelay_accept);
+}
+
+/* raft_uv gives every connect the same callback (its client's); kept once per process
+ * since the request only carries raft_uv's own data. */
+static _Atomic(raft_uv_connect_cb) raft_connect_cb;
+
+static void nodelay_connected(struct raft_uv_connect *req, struct uv_stream_s *stream,
+                              int status)
+{
+    raft_uv_connect_cb cb = atomic_load(&raft_connect_cb);
+    if (status == 0 && stream)
+        uv_tcp_nodelay((uv_tcp_t *)stream, 1);
+    req->cb = cb;
+    cb(req, stream, status);
+}
+
+static int nodelay_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
+                           raft_id id, const char *address, raft_uv_connect_cb cb)
+{
+    lm_repl *r = repl_of_transport(t);
+    raft_uv_connect_cb known = NULL;
+    if (!atomic_compare_exchange_strong(&raft_connect_cb, &known, cb) && known != cb)
+        return r->tcp_connect(t, req, id, address, cb); /* not the one kept: as it is */
+    return r->tcp_connect(t, req, id, address, nodelay_connected);
+}
+
 /* ---------------------------------------------------------------- open / close */
 
 static void free_repl(lm_repl *r)
@@ -1578,6 +1637,10 @@ int lm_repl_open(uv_loop_t *loop, const struct lm_repl_opts *o, lm_repl **out,
         return lm__fail(err, from_raft(rv), "starting Raft's TCP transport: %s",
                         raft_strerror(rv));
     }
+    r->tcp_listen = r->transport.listen;
+    r->tcp_connect = r->transport.connect;
+    r->transport.listen = nodelay_listen;
+    r->transport.connect = nodelay_connect;
     if ((rv = raft_uv_init(&r->io, loop, o->dir, &r->transport))) {
         lm__fail(err, rv == RAFT_NOTFOUND ? LM_ENOTFOUND : from_raft(rv),
                  "opening Raft's directory '%s': %s", o->dir, r->io.errmsg);

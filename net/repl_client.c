@@ -216,23 +216,18 @@ uint64_t lm_repl_client_id(const lm_repl_client *c) { return c->id; }
 
 /* ---------------------------------------------------------------- requests */
 
-int lm_repl_client_call(lm_repl_client *c, size_t node, const struct lm_wire_request *rq,
-                        struct lm_wire_reply *rp, uint8_t **frame, struct lm_error *err)
+/* One exchange on nd's connection. *fresh: the connection was made for it. */
+static int exchange(lm_repl_client *c, struct node *nd, const struct lm_wire_request *q,
+                    struct lm_wire_reply *rp, uint8_t **frame, bool *fresh,
+                    struct lm_error *err)
 {
-    if (node >= c->n)
-        return lm__fail(err, LM_EBADARG, "no node %zu", node);
-    struct node *nd = &c->nodes[node];
     int64_t deadline = now_ms() + c->try_ms;
-    struct lm_wire_request q = *rq;
-    if (!q.client_id)
-        q.client_id = c->id;
-    if (!q.request_id)
-        q.request_id = ++c->next_request;
+    *fresh = nd->fd < 0;
     int rc = node_connect(nd, deadline, err);
     if (rc)
         return rc;
     struct lm_wire_buf b = {0};
-    lm_wire_request(&b, &q);
+    lm_wire_request(&b, q);
     rc = b.oom ? -ENOMEM : send_all(nd->fd, b.p, b.n, deadline);
     lm_wire_buf_free(&b);
     /* replies to earlier requests that timed out may still come: skip them */
@@ -241,7 +236,7 @@ int lm_repl_client_call(lm_repl_client *c, size_t node, const struct lm_wire_req
         size_t n = 0;
         if ((rc = recv_frame(nd->fd, &p, &n, deadline)))
             break;
-        if ((rc = lm_wire_parse_reply(p, n, rp)) || rp->request_id != q.request_id) {
+        if ((rc = lm_wire_parse_reply(p, n, rp)) || rp->request_id != q->request_id) {
             lm_free(p);
             continue;
         }
@@ -250,6 +245,25 @@ int lm_repl_client_call(lm_repl_client *c, size_t node, const struct lm_wire_req
     }
     node_drop(nd);
     return lm__fail(err, rc, "%s: %s", nd->addr, lm_strerror(rc));
+}
+
+int lm_repl_client_call(lm_repl_client *c, size_t node, const struct lm_wire_request *rq,
+                        struct lm_wire_reply *rp, uint8_t **frame, struct lm_error *err)
+{
+    if (node >= c->n)
+        return lm__fail(err, LM_EBADARG, "no node %zu", node);
+    struct lm_wire_request q = *rq;
+    if (!q.client_id)
+        q.client_id = c->id;
+    if (!q.request_id)
+        q.request_id = ++c->next_request;
+    bool fresh;
+    int rc = exchange(c, &c->nodes[node], &q, rp, frame, &fresh, err);
+    /* a connection kept from before may lead to a node that restarted since: the
+     * kernel only says so now; once more on a new one (the request id stays) */
+    if ((rc == -ECONNRESET || rc == -EPIPE) && !fresh)
+        rc = exchange(c, &c->nodes[node], &q, rp, frame, &fresh, err);
+    return rc;
 }
 
 /* Sends rq to the leader: follows redirects, moves to the next node when one does not

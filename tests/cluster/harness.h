@@ -220,7 +220,7 @@ static inline bool cl_wait_converged(struct cluster *cl, double timeout, char *w
             if (cl->pid[i] <= 0)
                 continue;
             if (lm_repl_client_digest(cl->probe, (size_t)i, &d, &e)) {
-                snprintf(why, cap, "digest of node %d: %s", i + 1, e.message);
+                snprintf(why, cap, "digest of node %d: %.400s", i + 1, e.message);
                 same = false;
             } else if (!ref) {
                 ref = d;
@@ -231,8 +231,8 @@ static inline bool cl_wait_converged(struct cluster *cl, double timeout, char *w
                 same = false;
             } else if (!lm_wire_digest_same(ref, d, why, cap)) {
                 char tmp[512];
-                snprintf(tmp, sizeof tmp, "node %d differs: %s", i + 1, why);
-                snprintf(why, cap, "%s", tmp);
+                snprintf(tmp, sizeof tmp, "node %d differs: %.480s", i + 1, why);
+                snprintf(why, cap, "%.500s", tmp);
                 lm_wire_digest_free(ref);
                 lm_wire_digest_free(d);
                 return false; /* same prefix, different contents: divergence */
