@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "bench_util.h"
+#include "db.h"
 #include "cluster/harness.h"
 #include "lumadb.h"
 
@@ -292,6 +293,55 @@ static void bench_catch_up(void)
     bench_table_row(row2);
 }
 
+/* ---------------------------------------------------------------- one record */
+
+/* What one entry costs where it runs: the leader's check on the loop thread and the
+ * apply on the apply thread (a loop blocked this long would delay heartbeats). */
+static void bench_apply(void)
+{
+    const char *cols[] = {"record", "check on the loop (ms)", "apply (ms)", NULL};
+    bench_table_header("One insert record on a replica (best of 5)", cols);
+    static const size_t sizes[3] = {100, 10000, 100000};
+    for (int s = 0; s < 3; s++) {
+        char dir[128];
+        snprintf(dir, sizeof dir, "/dev/shm/lumadb-bench-XXXXXX");
+        if (!mkdtemp(dir))
+            exit(1);
+        lm_db *db;
+        lm__db_open_replica(dir, NULL, &db, NULL);
+        struct lm__record cr = {.type = LM_REC_FIELD_CREATE, .field = FIELD, .opts = *schema()};
+        void *p;
+        size_t n;
+        lm__db_encode(db, &cr, &p, &n, NULL);
+        lm__db_apply_record(db, LM_REC_FIELD_CREATE, p, n, 1, NULL, NULL);
+        lm_free(p);
+        struct cols c;
+        cols_fill(&c, sizes[s], 5);
+        struct lm__record ir = {.type = LM_REC_INSERT, .field = FIELD, .batch = cols_batch(&c)};
+        lm__db_encode(db, &ir, &p, &n, NULL);
+        double check = 1e9, apply = 1e9;
+        for (int k = 0; k < 5; k++) {
+            double t0 = bench_now();
+            lm__db_check_record(db, LM_REC_INSERT, p, n, true, NULL);
+            double t1 = bench_now();
+            lm__db_apply_record(db, LM_REC_INSERT, p, n, 2 + (uint64_t)k, NULL, NULL);
+            double t2 = bench_now();
+            check = t1 - t0 < check ? t1 - t0 : check;
+            apply = t2 - t1 < apply ? t2 - t1 : apply;
+        }
+        lm_free(p);
+        cols_free(&c);
+        lm_db_close(db);
+        tmpdir_remove(dir);
+        char a[32], b[32], d[32];
+        snprintf(a, sizeof a, "%zu samples", sizes[s]);
+        snprintf(b, sizeof b, "%.3f", check * 1e3);
+        snprintf(d, sizeof d, "%.3f", apply * 1e3);
+        const char *row[] = {a, b, d, NULL};
+        bench_table_row(row);
+    }
+}
+
 int main(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
@@ -302,6 +352,7 @@ int main(int argc, char **argv)
     }
     if (n_clients < 1 || n_clients > 64)
         n_clients = 8;
+    bench_apply();
     bench_ingest();
     bench_failover();
     bench_catch_up();

@@ -721,12 +721,18 @@ static int decode_record(lm_db *db, uint16_t type, const void *payload, size_t n
     return rc;
 }
 
-int lm__db_check_record(lm_db *db, uint16_t type, const void *payload, size_t n,
+int lm__db_check_record(lm_db *db, uint16_t type, const void *payload, size_t n, bool wait,
                         struct lm_error *err)
 {
-    int rc = begin_read(db, err);
+    if (!wait && pthread_rwlock_tryrdlock(&db->lock))
+        return -EBUSY; /* a writer holds it */
+    int rc = wait ? begin_read(db, err) : 0;
     if (rc)
         return rc;
+    if (!wait && atomic_load(&db->failed)) {
+        pthread_rwlock_unlock(&db->lock);
+        return lm__fail(err, LM_EFAILED, "database '%s' failed earlier; reopen it", db->dir);
+    }
     struct lm__record r;
     if (!(rc = decode_record(db, type, payload, n, &r, err))) {
         rc = check_record(db, &r, err);

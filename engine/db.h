@@ -30,8 +30,10 @@ int lm__db_open_replica(const char *dir, const struct lm_io *io, lm_db **out,
 /* Decodes a record payload and checks it against the current state as the public write
  * calls would, without logging or applying it. Returns 0 or the error the write would
  * get: LM_ENOFIELD, LM_EFIELDEXISTS, LM_ESCHEMA (also for a payload that does not fit
- * the field's schema), LM_EBADVALUE, LM_EBADARG, LM_ENOCOLUMN; -ENOMEM; LM_EFAILED. */
-int lm__db_check_record(lm_db *db, uint16_t type, const void *payload, size_t n,
+ * the field's schema), LM_EBADVALUE, LM_EBADARG, LM_ENOCOLUMN; -ENOMEM; LM_EFAILED.
+ * With wait false it returns -EBUSY at once, checking nothing, while a writer holds the
+ * database (an event loop that must not block). */
+int lm__db_check_record(lm_db *db, uint16_t type, const void *payload, size_t n, bool wait,
                         struct lm_error *err);
 
 /* Checks the mutation `r` (type and its members as record.h describes; FIELD_CREATE

@@ -110,7 +110,9 @@ typedef void (*lm_repl_write_cb)(void *data, const struct lm_repl_result *res);
  * into one raft_apply. Returns 0 and later calls cb exactly once; or an error and cb is
  * never called: LM_ENOTLEADER (see lm_repl_leader), the verdict of
  * lm__db_check_record with err filled, LM_ELIMIT (over LM_REPL_MAX_ENTRY), LM_EFAILED,
- * LM_ECANCELED (closing), -ENOMEM. */
+ * LM_ECANCELED (closing), -ENOMEM. The early check runs only when the apply thread is
+ * not writing (the loop never waits for it); otherwise the same verdict comes through
+ * cb once the entry is applied (invariant 3). */
 int lm_repl_write(lm_repl *r, uint64_t client_id, uint64_t request_id, uint16_t type,
                   const void *payload, size_t n, lm_repl_write_cb cb, void *data,
                   struct lm_error *err);

@@ -172,7 +172,7 @@ static void rejected_records_change_nothing(void **state)
         lm_wire_put(&p, enc.iov[i].iov_base, enc.iov[i].iov_len);
     assert_int_equal(lm__db_apply_record(db, LM_REC_INSERT, p.p, p.n, 3, NULL, &e),
                      LM_ENOFIELD);
-    assert_int_equal(lm__db_check_record(db, LM_REC_INSERT, p.p, p.n, &e), LM_ENOFIELD);
+    assert_int_equal(lm__db_check_record(db, LM_REC_INSERT, p.p, p.n, true, &e), LM_ENOFIELD);
     lm_wire_buf_free(&p);
     /* a record for a schema with no user column: does not fit this one */
     struct lm_batch plain = bt.b;
