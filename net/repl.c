@@ -1121,6 +1121,12 @@ static void refresh_role(lm_repl *r)
         r->barrier_wait = false;
         wlist_fail(r, &r->held, LM_ENOTLEADER, "this node is no longer the leader");
         wlist_fail(r, &r->queued, LM_ENOTLEADER, "this node is no longer the leader");
+        /* Proposed entries may still commit under the next leader, or be replaced; the
+         * writers learn which by sending again with the same request id. (Entries past
+         * the first of a batch have no Raft request left that would fail them.) */
+        wlist_fail(r, &r->proposed, LM_ENOTLEADER,
+                   "leadership was lost before the write committed; its outcome is "
+                   "unknown: send it again with the same request id");
         return;
     }
     if (!r->ready && !r->barrier_busy && !r->barrier_wait && !r->closing &&

@@ -16,10 +16,10 @@ static void converge_and_check(struct cluster *cl, struct ck_writer *w)
     if (!cl_wait_converged(cl, 30, why, sizeof why))
         fail_msg("no convergence: %s", why);
     int upto = atomic_load(&w->next); /* the writer has stopped */
-    if (!ck_verify(cl, -1, w->ack, upto, why, sizeof why))
+    if (!ck_verify(cl, -1, w->ack, NULL, upto, why, sizeof why))
         fail_msg("leader (linearizable read): %s", why);
     for (int i = 0; i < cl->n; i++)
-        if (cl->pid[i] > 0 && !ck_verify(cl, i, w->ack, upto, why, sizeof why))
+        if (cl->pid[i] > 0 && !ck_verify(cl, i, w->ack, NULL, upto, why, sizeof why))
             fail_msg("node %d: %s", i + 1, why);
 }
 

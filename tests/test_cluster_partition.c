@@ -13,7 +13,7 @@ static void converge_and_check(struct cluster *cl, const bool *ack, int upto)
     if (!cl_wait_converged(cl, 30, why, sizeof why))
         fail_msg("no convergence: %s", why);
     for (int i = 0; i < cl->n; i++)
-        if (!ck_verify(cl, i, ack, upto, why, sizeof why))
+        if (!ck_verify(cl, i, ack, NULL, upto, why, sizeof why))
             fail_msg("node %d: %s", i + 1, why);
 }
 

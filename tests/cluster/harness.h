@@ -431,9 +431,10 @@ static inline bool ck_wait_acked(struct ck_writer *w, int from, int n, double ti
 }
 
 /* Checks the final state read from node `node` (-1: the leader, linearizable): every
- * acknowledged batch whole, every other batch whole or absent, nothing else. */
-static inline bool ck_verify(struct cluster *cl, int node, const bool *ack, int upto, char *why,
-                      size_t cap)
+ * acknowledged batch whole, every other batch that was tried whole or absent, nothing
+ * else. tried NULL: every batch below upto was. */
+static inline bool ck_verify(struct cluster *cl, int node, const bool *ack, const bool *tried,
+                             int upto, char *why, size_t cap)
 {
     struct lm_rows *rows = NULL;
     struct lm_error e;
@@ -447,7 +448,7 @@ static inline bool ck_verify(struct cluster *cl, int node, const bool *ack, int 
     for (size_t i = 0; i < rows->n && ok; i++) {
         int32_t id = ((const int32_t *)rows->user[0])[i];
         int k = id / 1000;
-        if (id < 0 || k >= upto || id % 1000 >= ck_rows(k)) {
+        if (id < 0 || k >= upto || id % 1000 >= ck_rows(k) || (tried && !tried[k])) {
             snprintf(why, cap, "phantom row with id %d", id);
             ok = false;
         } else {
