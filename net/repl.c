@@ -1361,7 +1361,8 @@ static void change_step(lm_repl *r, struct change *c)
     else
         rv = raft_remove(&r->raft, &c->req, c->m.id, change_cb);
     if (rv)
-        change_finish(c, from_raft(rv), raft_errmsg(&r->raft));
+        change_finish(c, from_raft(rv),
+                      raft_errmsg(&r->raft)[0] ? raft_errmsg(&r->raft) : raft_strerror(rv));
 }
 
 static int change_start(lm_repl *r, const struct lm_repl_member *m, enum change_stage first,

@@ -9,7 +9,8 @@
  *
  * Invariants:
  *  (1) A write is one Raft entry: a 24-byte header (kind, client id, request id, record
- *      type) and the engine's mutation record payload (record.h). The entry at log
+ *      type, length), the engine's mutation record payload (record.h) and padding to a
+ *      multiple of 8 bytes (raft_uv 0.15 needs it, see repl.c). The entry at log
  *      index i is applied with sequence number i (lm__db_apply_record) by the apply
  *      thread, in log order, on every node: the same code that applies live writes and
  *      replays the engine's own log.
@@ -26,6 +27,8 @@
  *      up meanwhile (snapshot_async).
  *  (6) A new leader accepts writes (and checks them against its state) only after a
  *      barrier of its own term is committed and applied locally.
+ * Memory: entry and snapshot buffers handed to Raft come from raft_malloc (Raft frees
+ *   the entries) or are freed by snapshot_finalize; everything else goes through lm_alloc.
  * Threading: every lm_repl_* function and every callback runs on the loop thread. The
  *   apply thread only touches the database, its own tables and the queues between
  *   them; libuv's thread pool waits for snapshots there. Raft is never called off the
