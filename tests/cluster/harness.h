@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -122,10 +123,16 @@ static inline void cl_start(struct cluster *cl, int i)
     snprintf(dir, sizeof dir, "%s/n%d", cl->dir, i + 1);
     snprintf(log, sizeof log, "%s/log%d", cl->dir, i + 1);
     snprintf(id, sizeof id, "%d", i + 1);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0)
         exit(1);
     if (pid == 0) {
+        /* a test that dies (an abort, a signal) takes its nodes with it; the signal comes
+         * when the forking thread ends: call cl_start from the main thread */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, 1);
