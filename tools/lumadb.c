@@ -7,6 +7,7 @@
 
 #include "cmd_serve.h"
 #include "commands.h"
+#include "cluster.h"
 #include "demo_scene.h"
 #include "lumadb.h"
 
@@ -29,6 +30,10 @@ static int usage(FILE *to)
             "                          HTTP + WebSocket server (see 'lumadb serve --help')\n"
             "  view DIR FIELD [opts]   viewer window (--demo: the demo terrain; --help)\n"
             "  snapshot DIR FIELD --out FILE.png [opts]  one frame offscreen to PNG\n"
+            "  node DIR --node-id N --peers ID=HOST:PORT/CLIENT,...\n"
+            "                          run one replicated cluster node (lumadb node --help)\n"
+            "  cluster status|add|remove ... --nodes HOST:PORT,...\n"
+            "                          ask a cluster's nodes (lumadb cluster --help)\n"
             "  help                    this text\n");
     return to == stderr ? 2 : 0;
 }
@@ -177,6 +182,10 @@ int main(int argc, char **argv)
         return lm_cmd_view(argc - 2, argv + 2);
     if (!strcmp(cmd, "snapshot"))
         return lm_cmd_snapshot(argc - 2, argv + 2);
+    if (!strcmp(cmd, "node"))
+        return lm_cmd_node(argc - 2, argv + 2);
+    if (!strcmp(cmd, "cluster"))
+        return lm_cmd_cluster(argc - 2, argv + 2);
     fprintf(stderr, "lumadb: unknown command '%s' (try 'lumadb help')\n", cmd);
     return 2;
 }
