@@ -805,3 +805,46 @@ int lm_chunks_each(lm_db *db, const char *field, const struct lm_region *region,
     pthread_rwlock_unlock(&db->lock);
     return rc;
 }
+
+/* Mirrors lm__field_walk: classify from the root, inherit INSIDE, prune OUTSIDE. */
+static void walk_stats(const struct lm__onode *n, const struct lm_region *region,
+                       int parent, struct lm_walk_stats *s)
+{
+    s->nodes_visited++;
+    int ov = parent == LM__INSIDE ? LM__INSIDE
+                                  : (int)lm__region_classify(region, n->bmin, n->bmax);
+    if (ov == LM__OUTSIDE || !n->count) {
+        s->nodes_pruned++;
+        return;
+    }
+    if (n->chunk) {
+        if (ov == LM__INSIDE) {
+            s->chunks_inside++;
+            s->samples_inside += n->chunk->n;
+        } else {
+            s->chunks_partial++;
+            s->samples_partial += n->chunk->n;
+        }
+        return;
+    }
+    for (int i = 0; i < 8; i++)
+        if (n->child[i])
+            walk_stats(n->child[i], region, ov, s);
+}
+
+int lm_walk_stats(lm_db *db, const char *field, const struct lm_region *region,
+                  struct lm_walk_stats *out, struct lm_error *err)
+{
+    static const struct lm_region all = {.kind = LM_REGION_ALL};
+    struct lm_selection sel = {.region = region ? *region : all};
+    struct lm_field *f;
+    int rc = read_field(db, field, &sel, &f, err);
+    if (rc)
+        return rc;
+    struct lm_walk_stats s = {0};
+    if (f->tree.root)
+        walk_stats(f->tree.root, &sel.region, LM__PARTIAL, &s);
+    pthread_rwlock_unlock(&db->lock);
+    *out = s;
+    return 0;
+}

@@ -229,26 +229,14 @@ int lm__field_check_selection(const struct lm_field *f, const struct lm_selectio
 
 /* ---------------------------------------------------------------- selection */
 
-static bool compare(double v, const struct lm_filter *flt)
-{
-    switch (flt->cmp) {
-    case LM_CMP_LT: return v < flt->a;
-    case LM_CMP_LE: return v <= flt->a;
-    case LM_CMP_GT: return v > flt->a;
-    case LM_CMP_GE: return v >= flt->a;
-    case LM_CMP_EQ: return v == flt->a;
-    case LM_CMP_NE: return v != flt->a;
-    case LM_CMP_BETWEEN: return v >= flt->a && v <= flt->b;
-    }
-    return false;
-}
-
 bool lm__row_passes_filters(const struct lm_chunk *c, const struct lm_schema *s,
                             const struct lm_selection *sel, uint32_t i)
 {
-    for (uint32_t k = 0; k < sel->n_filters; k++)
-        if (!compare(lm__chunk_value(c, s, sel->filters[k].column, i), &sel->filters[k]))
+    for (uint32_t k = 0; k < sel->n_filters; k++) {
+        const struct lm_filter *f = &sel->filters[k];
+        if (!lm__filter_holds(lm__chunk_value(c, s, f->column, i), f))
             return false;
+    }
     return true;
 }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "demo_scene.h"
 #include "lumadb.h"
 
@@ -23,7 +24,13 @@ static int usage(FILE *to)
             "commands:\n"
             "  demo [DIR] [--side N]   generate the demo terrain (N^2 samples, default\n"
             "                          1024^2) in DIR (default data/demo) and query it\n"
-            "  help                    this text\n");
+            "  shell [DIR]             interactive LQL shell (history, completion)\n"
+            "  query [DIR] \"LQL\"       run statements; '-' reads them from stdin\n"
+            "  import [DIR] FIELD FILE load a PLY, CSV or XYZ file into FIELD\n"
+            "  export [DIR] FIELD FILE write FIELD (or --where \"...\") as PLY or CSV\n"
+            "  help                    this text\n"
+            "\n"
+            "DIR defaults to " LM_CLI_DEFAULT_DIR "; 'lumadb COMMAND --help' for details.\n");
     return to == stderr ? 2 : 0;
 }
 
@@ -165,6 +172,14 @@ int main(int argc, char **argv)
         return usage(stdout);
     if (!strcmp(cmd, "demo"))
         return cmd_demo(argc - 2, argv + 2);
+    if (!strcmp(cmd, "shell"))
+        return lm_cmd_shell(argc - 2, argv + 2);
+    if (!strcmp(cmd, "query"))
+        return lm_cmd_query(argc - 2, argv + 2);
+    if (!strcmp(cmd, "import"))
+        return lm_cmd_import(argc - 2, argv + 2);
+    if (!strcmp(cmd, "export"))
+        return lm_cmd_export(argc - 2, argv + 2);
     fprintf(stderr, "lumadb: unknown command '%s' (try 'lumadb help')\n", cmd);
     return 2;
 }
