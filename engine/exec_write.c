@@ -453,7 +453,7 @@ int lm__exec_delete(struct lm__exec *ex, const struct lm_lql_stmt *s,
         struct lm_selection sel;
         uint64_t n = 0;
         target(&t, &pl, i, &sel);
-        if (i && (rc = lm__exec_canceled(ex)))
+        if ((rc = lm__exec_canceled(ex)))
             break;
         if ((rc = lm_delete(ex->db, pl.f.name, &sel, &n, NULL, ex->err)))
             rc = lm__exec_engine(ex, rc);
@@ -496,7 +496,7 @@ int lm__exec_update(struct lm__exec *ex, const struct lm_lql_stmt *s,
             struct lm_selection sel;
             uint64_t n = 0;
             target(&t, &pl, i, &sel);
-            if ((c || i) && (rc = lm__exec_canceled(ex)))
+            if ((rc = lm__exec_canceled(ex)))
                 break;
             if ((rc = lm_update(ex->db, pl.f.name, &sel, pl.sets[c].col, pl.sets[c].value, &n,
                                 NULL, ex->err)))

@@ -31,9 +31,12 @@ static int rows_begin(struct rows_buf *b, const struct lm_schema *s, bool with_d
         b->r->user_type[u] = s->user_type[u];
         b->user_size[u] = (uint32_t)lm__type_size(s->user_type[u]);
     }
-    if (with_distance)
-        b->r->distance = lm_alloc(sizeof(float)); /* marks "wanted"; grown below */
-    return with_distance && !b->r->distance ? -ENOMEM : 0;
+    if (with_distance && !(b->r->distance = lm_alloc(sizeof(float)))) {
+        lm_free(b->r); /* "wanted" could not be marked: nothing to hand back */
+        b->r = NULL;
+        return -ENOMEM;
+    }
+    return 0;
 }
 
 static int grow(void **p, size_t n, size_t size)
