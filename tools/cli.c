@@ -161,3 +161,20 @@ const char *lm_cli_unknown_option(int argc, char **argv, const char *const *know
     }
     return NULL;
 }
+
+int lm_cli_args(int argc, char **argv, const char *cmd, const char *const *opts,
+                const char *const *flags, int (*usage)(FILE *), const char **pos, int min,
+                int max, int *np)
+{
+    if (lm_cli_flag(argc, argv, "--help") || lm_cli_flag(argc, argv, "-h"))
+        return usage(stdout);
+    const char *bad = lm_cli_unknown_option(argc, argv, opts, flags);
+    if (bad) {
+        fprintf(stderr, "%s: unknown option '%s'\n", cmd, bad);
+        return usage(stderr);
+    }
+    *np = lm_cli_positionals(argc, argv, opts, pos, max);
+    if (*np < min)
+        return usage(stderr);
+    return -1;
+}

@@ -64,6 +64,14 @@ bool lm_cli_flag(int argc, char **argv, const char *name);
 const char *lm_cli_unknown_option(int argc, char **argv, const char *const *known,
                                   const char *const *flags);
 
+/* The usual start of a command: "--help"/"-h" print usage(stdout); an unknown option
+ * (not in opts, which take a value, nor in flags) or a count of positionals outside
+ * [min, max] prints it and usage(stderr). Otherwise the positionals are in pos and
+ * *np, and -1 is returned; else the exit code (0 for help, 2 for bad usage). */
+int lm_cli_args(int argc, char **argv, const char *cmd, const char *const *opts,
+                const char *const *flags, int (*usage)(FILE *), const char **pos, int min,
+                int max, int *np);
+
 /* Monotonic seconds. */
 double lm_cli_now(void);
 

@@ -54,17 +54,10 @@ int lm_cmd_query(int argc, char **argv)
 {
     static const char *const opts[] = {"--format", NULL};
     static const char *const flags[] = {"--help", "-h", "--timer", NULL};
-    if (lm_cli_flag(argc, argv, "--help") || lm_cli_flag(argc, argv, "-h"))
-        return usage(stdout);
-    const char *bad = lm_cli_unknown_option(argc, argv, opts, flags);
-    if (bad) {
-        fprintf(stderr, "lumadb query: unknown option '%s'\n", bad);
-        return usage(stderr);
-    }
     const char *pos[2];
-    int np = lm_cli_positionals(argc, argv, opts, pos, 2);
-    if (np < 1)
-        return usage(stderr);
+    int np, rc = lm_cli_args(argc, argv, "lumadb query", opts, flags, usage, pos, 1, 2, &np);
+    if (rc >= 0)
+        return rc;
     const char *dir = np == 2 ? pos[0] : LM_CLI_DEFAULT_DIR, *src = pos[np - 1];
     struct lm_cli_run run = {.out = stdout, .err = stderr, .cmd = "lumadb query",
                              .timer = lm_cli_flag(argc, argv, "--timer")};
@@ -86,7 +79,7 @@ int lm_cmd_query(int argc, char **argv)
     }
     if (!text)
         return 1;
-    int rc = lm_cli_open("lumadb query", dir, false, &run.db);
+    rc = lm_cli_open("lumadb query", dir, false, &run.db);
     if (rc) {
         free(text);
         return rc;

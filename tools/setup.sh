@@ -10,7 +10,7 @@ ROOT=$PWD
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 # Packages every build needs (tests and demo alike).
-PKGS=(build-essential cmake pkg-config git liblz4-dev libcmocka-dev)
+PKGS=(build-essential cmake pkg-config git liblz4-dev libcmocka-dev libedit-dev)
 # Packages only benchmarks need: the anchor libraries users would pick instead.
 BENCH_PKGS=(g++ libnanoflann-dev libopenvdb-dev libtbb-dev libboost-iostreams-dev libsqlite3-dev)
 
