@@ -230,12 +230,10 @@ static int ply_header(struct input *in, struct lm_error *e)
             p->list = !strcmp(w[1], "list");
             p->type = ply_type(p->list ? w[3] : w[1]);
             p->count_type = p->list ? ply_type(w[2]) : 0;
-            const char *name = p->list ? "" : w[2];
-            if (p->list && nw == 4) {
-                char extra[64] = "";
-                sscanf(in->buf, "%*s %*s %*s %*s %63s", extra);
-                name = extra;
-            }
+            char list_name[64] = "";
+            if (p->list && nw == 4)
+                sscanf(in->buf, "%*s %*s %*s %*s %63s", list_name);
+            const char *name = p->list ? list_name : w[2];
             if (!p->type || (p->list && !p->count_type))
                 return input_fail(in, e, false, "unknown PLY property type in '%s'", in->buf);
             snprintf(p->name, sizeof p->name, "%s", name);
