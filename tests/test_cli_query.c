@@ -220,6 +220,21 @@ static void scripts_run_from_stdin_and_stop_at_an_error(void **state)
     spawn_free(&o);
 }
 
+static void the_shell_reads_a_script_without_a_terminal(void **state)
+{
+    (void)state;
+    struct spawn_out o = spawn_lumadb(".mode csv\nSELECT count(*)\n  FROM s;\n.mode json\n"
+                                      "SELECT max(id) AS m FROM s;\n.bogus\n.quit\n"
+                                      "SELECT 1 FROM s;\n",
+                                      "shell", dir, NULL);
+    expect(&o, 0, "count(*)\n20\n[{\"m\": 19}]\n", "unknown command '.bogus' (try .help)\n");
+    spawn_free(&o);
+    o = spawn_lumadb("SELECT nope FROM s;\n", "shell", dir, NULL);
+    expect(&o, 1, "", "error: 1:8: unknown column 'nope' in field 's'\nSELECT nope FROM s;\n"
+                      "       ^\n");
+    spawn_free(&o);
+}
+
 static void exit_codes_tell_usage_from_failures(void **state)
 {
     (void)state;
@@ -255,6 +270,7 @@ int main(void)
         cmocka_unit_test(json_output_is_an_array_of_objects),
         cmocka_unit_test(grouped_rows_match_cells_computed_here),
         cmocka_unit_test(scripts_run_from_stdin_and_stop_at_an_error),
+        cmocka_unit_test(the_shell_reads_a_script_without_a_terminal),
         cmocka_unit_test(exit_codes_tell_usage_from_failures),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -57,6 +57,8 @@ static int getc_interruptible(FILE *in)
 {
     unsigned char c;
     for (;;) {
+        if (interrupted) /* Ctrl-C came before the read began */
+            return EOF;
         ssize_t n = read(fileno(in), &c, 1);
         if (n == 1)
             return c;
