@@ -535,7 +535,7 @@ static int exec_raycast(struct lm__exec *ex, const struct lm_lql_stmt *s,
 {
     const struct lm_lql_raycast *rc_ = &s->raycast;
     struct lm__xfield f;
-    float o[3], d[3], max;
+    float o[3], d[3], max = 0;
     int rc = lm__exec_field(ex, &s->field, &f);
     if (rc || (rc = lm__exec_point(ex, rc_->origin, o)) ||
         (rc = lm__exec_direction(ex, rc_->dir, d)))

@@ -85,9 +85,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
+    return spawn_rm_rf(dir);
 }
 
 static const char *path(const char *name)

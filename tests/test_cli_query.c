@@ -61,9 +61,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
+    return spawn_rm_rf(dir);
 }
 
 static void expect(const struct spawn_out *o, int status, const char *out, const char *err)

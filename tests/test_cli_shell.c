@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/spawn.h"
 #include "lumadb.h"
 
 static char dir[64], home[96];
@@ -56,9 +57,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
+    return spawn_rm_rf(dir);
 }
 
 /* ---------------------------------------------------------------- a terminal session */

@@ -91,6 +91,14 @@ static inline struct spawn_out spawn_lumadb(const char *in, const char *arg, ...
     return o;
 }
 
+/* Removes a test's directory tree; 0 on success (a cmocka teardown's result). */
+static inline int spawn_rm_rf(const char *dir)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd);
+}
+
 /* The shortest %.*g that reads back to the same float (what the command prints). */
 static inline const char *spawn_f32(char *buf, float v)
 {
