@@ -36,6 +36,13 @@ double anchor_openvdb_read_sum(const anchor_openvdb *a, const int32_t *ijk, size
 /* grid->memUsage(): bytes held by the grid's tree. */
 size_t anchor_openvdb_memory_bytes(const anchor_openvdb *a);
 void anchor_openvdb_free(anchor_openvdb *a); /* NULL is a no-op */
+/* ---- SQLite R*Tree (anchor_sqlite.c): points as zero-size boxes in an in-memory
+ * database; box queries return the matching ids (counted). */
+typedef struct anchor_rtree anchor_rtree;
+anchor_rtree *anchor_rtree_build(const float *x, const float *y, const float *z, size_t n);
+/* Number of points with min <= p <= max on every axis (rows stepped through). */
+size_t anchor_rtree_box(anchor_rtree *a, const float min[3], const float max[3]);
+void anchor_rtree_free(anchor_rtree *a); /* NULL is a no-op */
 #ifdef __cplusplus
 }
 #endif

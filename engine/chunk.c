@@ -214,6 +214,22 @@ static int bricks_build(struct lm_chunk *c, const struct lm_schema *s,
     return 0;
 }
 
+/* Gives back brick room reserved for rows that turned out to share voxels. Best
+ * effort: a failed shrink keeps the larger (valid) array. */
+static void bricks_fit(struct lm_chunk *c, const struct lm_schema *s)
+{
+    for (uint32_t i = 0, nb = lm__chunk_n_bricks(s); i < nb; i++) {
+        struct lm__brick *br = c->bricks[i];
+        if (!br || br->cap <= br->n + br->n / 8)
+            continue;
+        struct lm__voxel_agg *agg = lm_realloc(br->agg, (br->n ? br->n : 1) * sizeof *agg);
+        if (agg) {
+            br->agg = agg;
+            br->cap = br->n ? br->n : 1;
+        }
+    }
+}
+
 /* Replaces the bricks by `fresh` (from bricks_build) and refills them and the totals. */
 static void bricks_fill(struct lm_chunk *c, const struct lm_schema *s, struct lm__brick **fresh)
 {
@@ -225,6 +241,7 @@ static void bricks_fill(struct lm_chunk *c, const struct lm_schema *s, struct lm
         vox_add_row(c, s, i);
         bounds_add(c, i);
     }
+    bricks_fit(c, s);
 }
 
 int lm__chunk_recompute(struct lm_chunk *c, const struct lm_schema *s)
@@ -589,6 +606,7 @@ int lm__chunk_compact(struct lm_chunk *c, const struct lm_schema *s, bool force)
         goto out;
     install(c, s, fresh, n);
     c->n_sorted = n;
+    bricks_fit(c, s);
     drop_index(c);
 out:
     lm_free(code);

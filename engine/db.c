@@ -209,15 +209,78 @@ static int take_lock(lm_db *db, struct lm_error *err)
     return 0;
 }
 
-static int recover(lm_db *db, struct lm_error *err)
+/* Read-only state: the checkpoint plus whatever the writer has logged since. */
+static int load_read_only(lm_db *db, struct lm_error *err)
 {
     int rc = lm__store_load(db->io, db->dir, &db->fields, &db->n_fields, &db->ckpt_lsn, err);
     if (rc)
         return rc;
     db->cap_fields = db->n_fields;
     db->lsn = db->ckpt_lsn;
+    char wal_dir[4096];
+    snprintf(wal_dir, sizeof wal_dir, "%s/wal", db->dir);
+    struct replay_ctx ctx = {db, err};
+    uint64_t last = 0;
+    return lm_wal_read(db->io, wal_dir, db->lsn, replay_one, &ctx, &last, err);
+}
+
+static void free_fields(struct lm_field **fields, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        lm__field_free(fields[i]);
+    lm_free(fields);
+}
+
+int lm_db_refresh(lm_db *db, struct lm_error *err)
+{
+    if (!db->opts.read_only)
+        return 0; /* the writer's own handle is always current */
+    pthread_rwlock_wrlock(&db->lock);
+    uint64_t ck = 0;
+    int rc = lm__store_manifest_lsn(db->io, db->dir, &ck);
+    bool reload = !rc && ck != db->ckpt_lsn; /* the writer checkpointed */
+    if (!rc && !reload) {
+        /* same checkpoint: apply the records logged since */
+        char wal_dir[4096];
+        snprintf(wal_dir, sizeof wal_dir, "%s/wal", db->dir);
+        struct replay_ctx ctx = {db, err};
+        rc = lm_wal_read(db->io, wal_dir, db->lsn, replay_one, &ctx, NULL, err);
+        if (rc == LM_ENOTFOUND) { /* the log was truncated under us */
+            reload = true;
+            rc = 0;
+        }
+    }
+    /* Load the new state into a shadow handle and swap it in only when it loaded
+     * whole, so a failure keeps the old view. The writer may remove files while we
+     * read them: one retry. */
+    for (int attempt = 0; reload && attempt < 2; attempt++) {
+        lm_db shadow = {.dir = db->dir, .io = db->io, .opts = db->opts, .lock_fd = -1};
+        rc = load_read_only(&shadow, err);
+        if (rc) {
+            free_fields(shadow.fields, shadow.n_fields);
+            continue;
+        }
+        free_fields(db->fields, db->n_fields);
+        db->fields = shadow.fields;
+        db->n_fields = shadow.n_fields;
+        db->cap_fields = shadow.cap_fields;
+        db->ckpt_lsn = shadow.ckpt_lsn;
+        db->lsn = shadow.lsn;
+        break;
+    }
+    pthread_rwlock_unlock(&db->lock);
+    return rc;
+}
+
+static int recover(lm_db *db, struct lm_error *err)
+{
     if (db->opts.read_only)
-        return 0;
+        return load_read_only(db, err);
+    int rc = lm__store_load(db->io, db->dir, &db->fields, &db->n_fields, &db->ckpt_lsn, err);
+    if (rc)
+        return rc;
+    db->cap_fields = db->n_fields;
+    db->lsn = db->ckpt_lsn;
     char wal_dir[4096];
     snprintf(wal_dir, sizeof wal_dir, "%s/wal", db->dir);
     struct lm_wal_opts wo = {.io = db->io, .dir = wal_dir, .sync = db->opts.sync,

@@ -4,18 +4,19 @@
  * points: the caller keeps x[], y[], z[] (n floats each, already in 3D Morton order)
  * and passes arrays with the same contents to every query.
  *
- * Design: an implicit, complete binary tree over index ranges. The root (node 1)
- * covers [0, n); node i has children 2i and 2i+1, which cover the two halves of its
- * range; every leaf sits at the same depth D, the least D with ceil(n / 2^D) <=
- * LEAF_MAX (kdtree.c), so leaf j of 2^D covers [j*n >> D, (j+1)*n >> D). Only the
- * boxes are stored (24 bytes a node, about 3-4 bytes a point); the ranges are
- * computed. Morton order keeps each range spatially compact, so the boxes are small.
+ * Design: a tree of 8-wide nodes over index ranges. The root covers [0, n); the
+ * children of a node cover consecutive pieces of its range, split where the two
+ * sides' bounding boxes are smallest (so, in Morton order, on coarse cell
+ * boundaries); leaves hold up to 24 points. Nodes store their children's boxes,
+ * first indices and node numbers (256 bytes a node, about 2.5-3.5 bytes a point on
+ * Morton-ordered data; see kdtree.c). Any point order gives correct answers; Morton
+ * order gives small boxes and fast queries.
  *
  * Invariants:
- *   (1) Node i's box is the tight bounding box of the points of its range; an empty
- *       tree has no nodes and reports the empty box (+inf mins, -inf maxes).
- *   (2) The ranges of one level partition [0, n) in index order; siblings are
- *       disjoint and adjacent.
+ *   (1) A child's box is the tight bounding box of the points of its range; an
+ *       empty tree has no nodes and reports the empty box (+inf mins, -inf maxes).
+ *   (2) The children of a node partition its range into consecutive pieces, in index
+ *       order; every point is in exactly one leaf.
  *   (3) Every distance and plane test is evaluated in float, in the order written in
  *       this header, without contraction; box tests use the same operations, so a box
  *       bound never disagrees with the point test it stands for (float rounding is
@@ -23,16 +24,16 @@
  *       bit-identical answers.
  *   (4) kNN order is total: (d2, id) ascending, d2 = dx*dx + dy*dy + dz*dz with
  *       dx = x[i] - q[0] (and so on), id = tag | i. Equal distances go to the smaller
- *       id, so results are deterministic across trees, chunk orders and leaf sizes.
+ *       id, so results are deterministic across trees, chunk orders and tree shapes.
  *   (5) Range queries report maximal runs [begin, end) in ascending index order: runs
  *       never overlap and never touch, so no index is reported twice.
  *
  * Threading: a built tree is immutable; any number of threads may query it at once,
  * each with its own lm_knn_heap. Build/free are not concurrent with queries.
  *
- * Called by: chunk.c (build when a chunk is sealed or loaded, free with the chunk),
- * query.c (lm_nearest: one heap across the chunks near the query point; lm_select and
- * friends: box/sphere/frustum runs), bench/bench_kdtree.c.
+ * Called by: the chunk store (build when a chunk is sealed or loaded, free with the
+ * chunk) and the query layer (lm_nearest: one heap across the chunks near the query
+ * point; lm_select and friends: box/sphere/frustum runs); bench/bench_kdtree.c.
  */
 #ifndef LM_KDTREE_H
 #define LM_KDTREE_H
@@ -64,11 +65,12 @@ void lm_kdtree_bounds(const lm_kdtree *t, float min[3], float max[3]);
 
 /* ---------------------------------------------------------------- k nearest */
 
-/* A bounded max-heap of the k best (d2, id) pairs seen so far, ordered by (d2, id).
- * Plain data owned by the caller: fill it with lm_knn_heap_init, or point d2/id at
- * caller arrays of k entries and set n = 0. One heap may be passed to the kNN
- * searches of several trees in turn (one per chunk): it then holds the k nearest of
- * their union. Entries d2[0..n), id[0..n) are in heap order until lm_knn_heap_sort. */
+/* The k best (d2, id) pairs seen so far, ordered by (d2, id): a sorted list for
+ * k <= 32, a binary max-heap above. Plain data owned by the caller: fill it with
+ * lm_knn_heap_init, or point d2/id at caller arrays of k entries and set n = 0. One
+ * heap may be passed to the kNN searches of several trees in turn (one per chunk):
+ * it then holds the k nearest of their union. d2[0..n) and id[0..n) are in that
+ * internal order; read them after lm_knn_heap_sort. */
 struct lm_knn_heap {
     uint32_t k, n;
     float *d2;
@@ -82,15 +84,16 @@ int lm_knn_heap_init(struct lm_knn_heap *h, uint32_t k);
 void lm_knn_heap_free(struct lm_knn_heap *h);
 /* Empties the heap (n = 0) for the next query; keeps its storage. */
 void lm_knn_heap_reset(struct lm_knn_heap *h);
-/* The k-th smallest d2 held so far, or +inf while fewer than k are held. Points
- * farther than this cannot enter; an equal one enters only with a smaller id. */
+/* The k-th smallest d2 held so far, or +inf while fewer than k are held (-inf when
+ * k == 0). Points farther than this cannot enter; an equal one enters only with a
+ * smaller id. */
 float lm_knn_heap_bound(const struct lm_knn_heap *h);
 /* Offers one entry; returns true when it was kept. For callers merging candidates
  * that do not come from a tree. */
 bool lm_knn_heap_push(struct lm_knn_heap *h, float d2, uint64_t id);
 /* Sorts the held entries nearest first, equal d2 by ascending id. Afterwards d2[]
- * and id[] are a sorted list, not a heap: call lm_knn_heap_reset before pushing
- * again. */
+ * and id[] are a sorted list (for k > 32 no longer a heap): call lm_knn_heap_reset
+ * before the next query. */
 void lm_knn_heap_sort(struct lm_knn_heap *h);
 
 /* Filter for candidates: return true to keep point i. Called only for points that
@@ -102,9 +105,9 @@ typedef bool (*lm_kdtree_accept_fn)(void *ctx, uint32_t i);
  * accept(ctx, i)), as id = tag | i; the heap keeps the k smallest (d2, id). tag
  * should have its low 32 bits clear (for instance chunk number << 32). Pass
  * max_d2 = INFINITY for no bound. x, y, z: the arrays the tree was built over.
- * Visits nodes nearer child first and skips any whose box is farther than
- * min(max_d2, heap bound). accept == NULL takes a path with no per-point call.
- * q must be finite. t may be NULL or empty (nothing happens). */
+ * Scans leaves nearest box first and skips any box farther than min(max_d2, heap
+ * bound). accept == NULL takes a path with no per-point call. q must be finite.
+ * t may be NULL or empty (nothing happens). Uses up to 13 KB of stack. */
 void lm_kdtree_knn(const lm_kdtree *t, const float *x, const float *y, const float *z,
                    const float q[3], uint64_t tag, float max_d2,
                    lm_kdtree_accept_fn accept, void *ctx, struct lm_knn_heap *heap);
@@ -115,9 +118,10 @@ void lm_kdtree_knn(const lm_kdtree *t, const float *x, const float *y, const flo
  * on; any other value stops the query, which returns it. */
 typedef int (*lm_kdtree_run_fn)(void *ctx, uint32_t begin, uint32_t end);
 
-/* Points with min[a] <= p[a] <= max[a] on every axis. A node whose box lies inside
- * is reported whole without testing its points. Returns 0, or the first non-zero
- * value returned by fn. t may be NULL or empty. */
+/* Points with min[a] <= p[a] <= max[a] on every axis. A child whose box lies
+ * inside is reported whole without testing its points. Returns 0, or the first
+ * non-zero value returned by fn (no run is reported after it). t may be NULL or
+ * empty. Uses up to 7 KB of stack. */
 int lm_kdtree_box(const lm_kdtree *t, const float *x, const float *y, const float *z,
                   const float min[3], const float max[3], lm_kdtree_run_fn fn, void *ctx);
 

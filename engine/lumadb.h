@@ -137,7 +137,8 @@ struct lm_io; /* engine/io.h: the storage backend table */
  *  LM_SYNC_NONE   hand the log to the OS only: survives a process crash, not a power
  *                 loss (bulk loads, chosen explicitly). */
 struct lm_db_opts {
-    bool read_only;           /* open the last checkpoint without taking the writer lock */
+    bool read_only;           /* open without the writer lock: the last checkpoint plus the
+                                 log so far; lm_db_refresh catches up later */
     bool create;              /* create the directory if missing */
     enum lm_sync sync;        /* durability policy */
     uint32_t group_commit_us; /* group commit window; 0 = default (100 us) */
@@ -169,6 +170,10 @@ int lm_db_stats(lm_db *db, struct lm_db_stats *out);
 
 /* Sequence number of the last applied change. */
 uint64_t lm_db_lsn(lm_db *db);
+
+/* Read-only handles: catch up with the writer process (a new checkpoint, records logged
+ * since); on error the previous view stays. Writer handles: nothing to do, returns 0. */
+int lm_db_refresh(lm_db *db, struct lm_error *err);
 
 /* ---------------------------------------------------------------- fields */
 
@@ -234,7 +239,8 @@ int lm_frustum_from_camera(const float eye[3], const float target[3], const floa
 enum lm_cmp { LM_CMP_LT = 1, LM_CMP_LE, LM_CMP_GT, LM_CMP_GE, LM_CMP_EQ, LM_CMP_NE,
               LM_CMP_BETWEEN /* a <= v <= b */ };
 
-/* column <cmp> a [AND b]. Values are compared as doubles (t as int64 when integral). */
+/* column <cmp> a [AND b]: the stored value (decoded: colour in [0,1]) compared with the
+ * constants exactly, as real numbers. */
 struct lm_filter {
     int column;
     enum lm_cmp cmp;
@@ -253,7 +259,8 @@ struct lm_selection {
 /* ---------------------------------------------------------------- rows */
 
 /* Rows returned by queries: all columns, decoded. `distance` is filled by nearest and
- * ray queries (else NULL). Owned by the caller; free with lm_rows_free. */
+ * ray queries (else NULL). Column pointers are NULL when n is 0. The whole result is
+ * one allocation owned by the caller: free it with lm_rows_free. */
 struct lm_rows {
     size_t n;
     float *x, *y, *z, *dx, *dy, *dz, *r, *g, *b, *intensity;
@@ -274,9 +281,10 @@ double lm_rows_value(const struct lm_rows *rows, int column, size_t i);
 int lm_select(lm_db *db, const char *field, const struct lm_selection *sel, size_t limit,
               struct lm_rows **out, struct lm_error *err);
 
-/* The k samples nearest to p that pass the selection's filters (its region is ignored
- * unless `max_dist` > 0, which bounds the search radius), nearest first, ties broken by
- * storage order. rows->distance holds the distances. */
+/* The k samples nearest to p that pass the selection's filters (its region is
+ * ignored; `max_dist` > 0 bounds the search radius), nearest first; equal distances come
+ * in a deterministic order for a given database state. rows->distance holds the
+ * distances. */
 int lm_nearest(lm_db *db, const char *field, const float p[3], size_t k, float max_dist,
                const struct lm_selection *filters, struct lm_rows **out,
                struct lm_error *err);
@@ -289,12 +297,14 @@ struct lm_aggregate {
 int lm_aggregate(lm_db *db, const char *field, const struct lm_selection *sel, int column,
                  struct lm_aggregate *out, struct lm_error *err);
 
-/* Counts samples in the selection; deletes those samples. Atomic. */
+/* Deletes the samples in the selection (NULL selects every sample); *n_deleted
+ * (optional) receives how many. Atomic. */
 int lm_delete(lm_db *db, const char *field, const struct lm_selection *sel,
               uint64_t *n_deleted, uint64_t *lsn, struct lm_error *err);
 
-/* Sets a non-positional column (colour, intensity, t, direction or a user column) to
- * `value` for every sample in the selection. Atomic. */
+/* Sets a column (colour, intensity, t or a user column; positions and directions are
+ * changed by delete + insert) to `value` for every sample in the selection (NULL: all).
+ * Atomic. */
 int lm_update(lm_db *db, const char *field, const struct lm_selection *sel, int column,
               double value, uint64_t *n_updated, uint64_t *lsn, struct lm_error *err);
 
@@ -394,7 +404,7 @@ struct lm_chunk_view {
 };
 
 /* Calls fn for each chunk intersecting region (NULL = all) whose lsn > since_lsn, in
- * chunk-coordinate order, under the read lock. fn returning non-zero stops the walk
+ * octree (Morton) order of chunk coordinates, under the read lock. fn returning non-zero stops the walk
  * and that value is returned. */
 typedef int (*lm_chunk_fn)(const struct lm_chunk_view *chunk, void *user);
 int lm_chunks_each(lm_db *db, const char *field, const struct lm_region *region,

@@ -14,15 +14,30 @@
 
 /* ---------------------------------------------------------------- rows */
 
+/* A result lives in one allocation: the struct, then every column at 8-byte aligned
+ * offsets. Growing copies into a block twice the size; freeing is one lm_free. */
 struct rows_buf {
     struct lm_rows *r;
     size_t cap;
+    bool distance;
     uint32_t user_size[LM_MAX_USER_COLUMNS];
 };
+
+static size_t align8(size_t v) { return (v + 7) & ~(size_t)7; }
+
+static size_t rows_block_size(const struct rows_buf *b, size_t cap)
+{
+    size_t bytes = align8(sizeof(struct lm_rows)) + align8(cap * 8) + 10 * align8(cap * 4) +
+                   (b->distance ? align8(cap * 4) : 0);
+    for (uint32_t u = 0; u < b->r->n_user; u++)
+        bytes += align8(cap * b->user_size[u]);
+    return bytes;
+}
 
 static int rows_begin(struct rows_buf *b, const struct lm_schema *s, bool with_distance)
 {
     memset(b, 0, sizeof *b);
+    b->distance = with_distance;
     b->r = lm_calloc(1, sizeof *b->r);
     if (!b->r)
         return -ENOMEM;
@@ -31,43 +46,50 @@ static int rows_begin(struct rows_buf *b, const struct lm_schema *s, bool with_d
         b->r->user_type[u] = s->user_type[u];
         b->user_size[u] = (uint32_t)lm__type_size(s->user_type[u]);
     }
-    if (with_distance && !(b->r->distance = lm_alloc(sizeof(float)))) {
-        lm_free(b->r); /* "wanted" could not be marked: nothing to hand back */
-        b->r = NULL;
-        return -ENOMEM;
-    }
-    return 0;
-}
-
-static int grow(void **p, size_t n, size_t size)
-{
-    void *q = lm_realloc(*p, n * size);
-    if (!q)
-        return -ENOMEM;
-    *p = q;
     return 0;
 }
 
 static int rows_reserve(struct rows_buf *b, size_t extra)
 {
-    struct lm_rows *r = b->r;
-    if (r->n + extra <= b->cap)
+    struct lm_rows *old = b->r;
+    if (old->n + extra <= b->cap && b->cap)
         return 0;
-    size_t cap = b->cap ? b->cap * 2 : 256;
-    while (cap < r->n + extra)
+    size_t cap = b->cap ? b->cap * 2 : 16;
+    while (cap < old->n + extra)
         cap *= 2;
-    float **f32[] = {&r->x, &r->y, &r->z, &r->dx, &r->dy, &r->dz,
-                     &r->r, &r->g, &r->b, &r->intensity};
-    for (size_t k = 0; k < sizeof f32 / sizeof f32[0]; k++)
-        if (grow((void **)f32[k], cap, sizeof(float)))
-            return -ENOMEM;
-    if (grow((void **)&r->t, cap, sizeof(int64_t)))
+    uint8_t *blk = lm_alloc(rows_block_size(b, cap));
+    if (!blk)
         return -ENOMEM;
+    struct lm_rows *r = (struct lm_rows *)blk;
+    *r = *old;
+    uint8_t *p = blk + align8(sizeof *r);
+    size_t n = old->n;
+#define PLACE(field, size)                                                       \
+    do {                                                                         \
+        void *dst = p;                                                           \
+        if (n)                                                                   \
+            memcpy(dst, old->field, n * (size));                                 \
+        memcpy(&r->field, &dst, sizeof dst);                                     \
+        p += align8(cap * (size));                                               \
+    } while (0)
+    PLACE(t, 8);
+    PLACE(x, 4);
+    PLACE(y, 4);
+    PLACE(z, 4);
+    PLACE(dx, 4);
+    PLACE(dy, 4);
+    PLACE(dz, 4);
+    PLACE(r, 4);
+    PLACE(g, 4);
+    PLACE(b, 4);
+    PLACE(intensity, 4);
+    if (b->distance)
+        PLACE(distance, 4);
     for (uint32_t u = 0; u < r->n_user; u++)
-        if (grow(&r->user[u], cap, b->user_size[u]))
-            return -ENOMEM;
-    if (r->distance && grow((void **)&r->distance, cap, sizeof(float)))
-        return -ENOMEM;
+        PLACE(user[u], b->user_size[u]);
+#undef PLACE
+    lm_free(old);
+    b->r = r;
     b->cap = cap;
     return 0;
 }
@@ -99,16 +121,7 @@ static void rows_put(struct rows_buf *b, const struct lm_chunk *c, uint32_t i, f
 
 void lm_rows_free(struct lm_rows *r)
 {
-    if (!r)
-        return;
-    float *f32[] = {r->x, r->y, r->z, r->dx, r->dy, r->dz, r->r, r->g, r->b, r->intensity,
-                    r->distance};
-    for (size_t k = 0; k < sizeof f32 / sizeof f32[0]; k++)
-        lm_free(f32[k]);
-    lm_free(r->t);
-    for (uint32_t u = 0; u < r->n_user; u++)
-        lm_free(r->user[u]);
-    lm_free(r);
+    lm_free(r); /* one block: see struct rows_buf */
 }
 
 double lm_rows_value(const struct lm_rows *r, int column, size_t i)
@@ -206,15 +219,21 @@ struct pq_item {
 struct pq {
     struct pq_item *v;
     size_t n, cap;
+    bool on_stack;
 };
 
 static int pq_push(struct pq *q, float d2, struct lm__onode *node)
 {
     if (q->n == q->cap) {
-        size_t cap = q->cap ? q->cap * 2 : 64;
-        struct pq_item *v = lm_realloc(q->v, cap * sizeof *v);
+        /* starts in the caller's stack array (on_stack), moves to the heap if it grows */
+        size_t cap = q->cap * 2;
+        struct pq_item *v = lm_alloc(cap * sizeof *v);
         if (!v)
             return -ENOMEM;
+        memcpy(v, q->v, q->n * sizeof *v);
+        if (!q->on_stack)
+            lm_free(q->v);
+        q->on_stack = false;
         q->v = v;
         q->cap = cap;
     }
@@ -263,10 +282,16 @@ int lm__query_nearest(const struct lm_field *f, const float p[3], size_t k, floa
                       const struct lm_selection *filters, struct lm_rows **out)
 {
     struct rows_buf buf;
-    struct pq pq = {0};
+    struct pq_item pq_stack[64];
+    struct pq pq = {pq_stack, 0, 64, true};
+    /* small k (the common case) needs no allocation for the heap */
+    float heap_d2[64];
+    uint64_t heap_id[64];
     struct lm_knn_heap heap = {0};
-    const struct lm_chunk **visited = NULL;
-    size_t n_visited = 0, visited_cap = 0;
+    bool heap_on_stack = false;
+    const struct lm_chunk *visited_stack[64];
+    const struct lm_chunk **visited = visited_stack;
+    size_t n_visited = 0, visited_cap = 64;
     bool filtered = filters && filters->n_filters;
     float max_d2 = max_dist > 0.0f ? max_dist * max_dist : INFINITY;
     int rc = rows_begin(&buf, &f->schema, true);
@@ -276,8 +301,13 @@ int lm__query_nearest(const struct lm_field *f, const float p[3], size_t k, floa
         goto done;
     if (k > UINT32_MAX / 2)
         k = UINT32_MAX / 2;
-    if ((rc = lm_knn_heap_init(&heap, (uint32_t)k)) ||
-        (rc = pq_push(&pq, lm__box_dist2(p, f->tree.root->bmin, f->tree.root->bmax),
+    if (k <= 64) {
+        heap = (struct lm_knn_heap){(uint32_t)k, 0, heap_d2, heap_id};
+        heap_on_stack = true;
+    } else if ((rc = lm_knn_heap_init(&heap, (uint32_t)k))) {
+        goto done;
+    }
+    if ((rc = pq_push(&pq, lm__box_dist2(p, f->tree.root->bmin, f->tree.root->bmax),
                       f->tree.root)))
         goto done;
     /* Best-first over octree nodes by box distance; stop when the nearest box left is
@@ -301,12 +331,15 @@ int lm__query_nearest(const struct lm_field *f, const float p[3], size_t k, floa
         }
         const struct lm_chunk *c = n->chunk;
         if (n_visited == visited_cap) {
-            size_t cap = visited_cap ? visited_cap * 2 : 32;
-            const struct lm_chunk **v = lm_realloc(visited, cap * sizeof *v);
+            size_t cap = visited_cap * 2;
+            const struct lm_chunk **v = lm_alloc(cap * sizeof *v);
             if (!v) {
                 rc = -ENOMEM;
                 goto done;
             }
+            memcpy(v, visited, n_visited * sizeof *v);
+            if (visited != visited_stack)
+                lm_free(visited);
             visited = v;
             visited_cap = cap;
         }
@@ -333,9 +366,12 @@ int lm__query_nearest(const struct lm_field *f, const float p[3], size_t k, floa
     for (uint32_t j = 0; j < heap.n; j++)
         rows_put(&buf, visited[heap.id[j] >> 32], (uint32_t)heap.id[j], sqrtf(heap.d2[j]));
 done:
-    lm_knn_heap_free(&heap);
-    lm_free(pq.v);
-    lm_free(visited);
+    if (!heap_on_stack)
+        lm_knn_heap_free(&heap);
+    if (!pq.on_stack)
+        lm_free(pq.v);
+    if (visited != visited_stack)
+        lm_free(visited);
     if (rc) {
         lm_rows_free(buf.r);
         return rc;
@@ -623,15 +659,36 @@ const struct lm__voxel_agg *lm__voxel_seek(struct lm__voxel_seek *k, const int32
     const struct lm_schema *s = &k->f->schema;
     int32_t cc[3] = {coord[0] >> s->log2_edge, coord[1] >> s->log2_edge,
                      coord[2] >> s->log2_edge};
+    /* Neighbouring lookups share a brick: keep the last one (bricks are LM_BRICK wide
+     * whenever the chunk is at least that big). */
+    if (s->edge >= LM_BRICK && k->brick_valid && (coord[0] >> 3) == k->brick_key[0] &&
+        (coord[1] >> 3) == k->brick_key[1] && (coord[2] >> 3) == k->brick_key[2]) {
+        if (!k->brick)
+            return NULL;
+        uint16_t slot = k->brick->slot[(coord[0] & 7) | (coord[1] & 7) << 3 | (coord[2] & 7) << 6];
+        return slot ? &k->brick->agg[slot - 1] : NULL;
+    }
     if (!k->valid || cc[0] != k->last[0] || cc[1] != k->last[1] || cc[2] != k->last[2]) {
         const struct lm__onode *leaf = lm__octree_find(&k->f->tree, cc);
         k->chunk = leaf ? leaf->chunk : NULL;
         memcpy(k->last, cc, sizeof cc);
         k->valid = true;
     }
+    k->brick_valid = false;
     if (!k->chunk)
         return NULL;
     uint32_t mask = s->edge - 1;
+    if (s->edge >= LM_BRICK) {
+        uint32_t nb = k->chunk->bricks_side;
+        uint32_t bi = ((uint32_t)coord[0] & mask) / LM_BRICK +
+                      (((uint32_t)coord[1] & mask) / LM_BRICK +
+                       ((uint32_t)coord[2] & mask) / LM_BRICK * nb) * nb;
+        k->brick = k->chunk->bricks[bi];
+        k->brick_key[0] = coord[0] >> 3;
+        k->brick_key[1] = coord[1] >> 3;
+        k->brick_key[2] = coord[2] >> 3;
+        k->brick_valid = true;
+    }
     return lm__chunk_voxel(k->chunk, (uint32_t)coord[0] & mask, (uint32_t)coord[1] & mask,
                            (uint32_t)coord[2] & mask);
 }

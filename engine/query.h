@@ -26,6 +26,9 @@ struct lm__voxel_seek {
     int32_t last[3];
     const struct lm_chunk *chunk; /* chunk at `last`, or NULL when absent */
     bool valid;
+    int32_t brick_key[3];         /* voxel coord >> 3 of the cached brick */
+    const struct lm__brick *brick;/* that brick (NULL: empty or not cached) */
+    bool brick_valid;
 };
 const struct lm__voxel_agg *lm__voxel_seek(struct lm__voxel_seek *s, const int32_t coord[3]);
 void lm__voxel_fill(struct lm_voxel *out, const int32_t coord[3], const struct lm__voxel_agg *a);

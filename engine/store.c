@@ -5,9 +5,11 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <lz4.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "crc32c.h"
@@ -86,17 +88,30 @@ static void forward(enum codec c, const uint8_t *in, uint8_t *out, size_t n, siz
         }
         src = tmp;
     }
-    for (size_t i = 0; i < count; i++)
-        for (size_t k = 0; k < size; k++)
-            out[k * count + i] = src[i * size + k];
+    /* one output stream per byte position, each written in order */
+    for (size_t k = 0; k < size; k++) {
+        uint8_t *o = out + k * count;
+        for (size_t i = 0; i < count; i++)
+            o[i] = src[i * size + k];
+    }
 }
 
 static void inverse(enum codec c, const uint8_t *in, uint8_t *out, size_t n, size_t size)
 {
     size_t count = n / size;
-    for (size_t i = 0; i < count; i++)
-        for (size_t k = 0; k < size; k++)
-            out[i * size + k] = in[k * count + i];
+    /* gather the byte streams back, writing the output in order */
+    if (size == 4) {
+        const uint8_t *b0 = in, *b1 = in + count, *b2 = in + 2 * count, *b3 = in + 3 * count;
+        for (size_t i = 0; i < count; i++) {
+            uint32_t v = (uint32_t)b0[i] | (uint32_t)b1[i] << 8 | (uint32_t)b2[i] << 16 |
+                         (uint32_t)b3[i] << 24;
+            memcpy(out + 4 * i, &v, 4);
+        }
+    } else {
+        for (size_t i = 0; i < count; i++)
+            for (size_t k = 0; k < size; k++)
+                out[i * size + k] = in[k * count + i];
+    }
     if (c == CODEC_XOR_SHUF || c == CODEC_DELTA_SHUF) {
         if (size == 4) {
             uint32_t prev = 0;
@@ -586,38 +601,194 @@ static void rd_name(struct rd *r, char out[LM_NAME_MAX + 1])
     out[r->bad ? 0 : len] = 0;
 }
 
-/* Reads one segment file whole (segments are read once at open). */
+/* Open segments while loading: each file is opened and its header checked once, then
+ * every block is read with one pread into a reused buffer. (Reading whole segments
+ * would re-read them as chunks of different checkpoints alternate.) */
 struct seg_cache {
-    uint64_t seg;
-    void *data;
-    size_t n;
+    uint64_t *seg;
+    int *fd;
+    size_t n, cap;
+    uint8_t *buf;
+    size_t buf_cap;
 };
 
-static int seg_get(const struct lm_io *io, const char *dir, uint64_t seg,
-                   struct seg_cache *cache, struct lm_error *err)
+static void seg_cache_free(const struct lm_io *io, struct seg_cache *c)
 {
-    if (cache->data && cache->seg == seg)
-        return 0;
-    lm_free(cache->data);
-    cache->data = NULL;
+    for (size_t i = 0; i < c->n; i++)
+        io->close(io->ctx, c->fd[i]);
+    lm_free(c->seg);
+    lm_free(c->fd);
+    lm_free(c->buf);
+}
+
+static int seg_fd(const struct lm_io *io, const char *dir, uint64_t seg,
+                  struct seg_cache *cache, int *fd_out, struct lm_error *err)
+{
+    for (size_t i = 0; i < cache->n; i++)
+        if (cache->seg[i] == seg) {
+            *fd_out = cache->fd[i];
+            return 0;
+        }
+    if (cache->n == cache->cap) {
+        size_t cap = cache->cap ? cache->cap * 2 : 8;
+        uint64_t *sv = lm_realloc(cache->seg, cap * sizeof *sv);
+        if (!sv)
+            return -ENOMEM;
+        cache->seg = sv;
+        int *fv = lm_realloc(cache->fd, cap * sizeof *fv);
+        if (!fv)
+            return -ENOMEM;
+        cache->fd = fv;
+        cache->cap = cap;
+    }
     char path[4096];
     seg_path(path, sizeof path, dir, seg);
-    int rc = lm_io_read_file(io, path, &cache->data, &cache->n, err);
+    int fd = -1, rc = io->open(io->ctx, path, O_RDONLY, 0, &fd);
     if (rc)
-        return rc;
-    cache->seg = seg;
-    const uint8_t *p = cache->data;
+        return lm__fail(err, rc, "%s: cannot open: %s", path, lm_strerror(rc));
+    uint8_t p[SEG_HEADER];
+    size_t got = 0;
+    rc = io->pread(io->ctx, fd, p, SEG_HEADER, 0, &got);
     uint32_t version, crc;
-    if (cache->n < SEG_HEADER || memcmp(p, SEG_MAGIC, 8))
-        return lm__fail_at(err, LM_ECORRUPT, 0, 0, 0, "%s: not a chunk segment (bad magic)",
-                           path);
     memcpy(&version, p + 8, 4);
     memcpy(&crc, p + 24, 4);
-    if (version > LM_STORE_VERSION)
-        return lm__fail(err, LM_EVERSION, "%s: format version %u is newer than %u", path,
-                        version, LM_STORE_VERSION);
-    if (crc != lm_crc32c(0, p, 24))
-        return lm__fail_at(err, LM_ECORRUPT, 0, 0, 0, "%s: header checksum mismatch", path);
+    if (rc)
+        rc = lm__fail(err, rc, "%s: cannot read: %s", path, lm_strerror(rc));
+    else if (got < SEG_HEADER || memcmp(p, SEG_MAGIC, 8))
+        rc = lm__fail_at(err, LM_ECORRUPT, 0, 0, 0, "%s: not a chunk segment (bad magic)",
+                         path);
+    else if (version > LM_STORE_VERSION)
+        rc = lm__fail(err, LM_EVERSION, "%s: format version %u is newer than %u", path,
+                      version, LM_STORE_VERSION);
+    else if (crc != lm_crc32c(0, p, 24))
+        rc = lm__fail_at(err, LM_ECORRUPT, 0, 0, 0, "%s: header checksum mismatch", path);
+    if (rc) {
+        io->close(io->ctx, fd);
+        return rc;
+    }
+    cache->seg[cache->n] = seg;
+    cache->fd[cache->n++] = fd;
+    *fd_out = fd;
+    return 0;
+}
+
+/* Reads block [off, off + len) of segment seg into cache->buf. */
+static int read_block(const struct lm_io *io, const char *dir, uint64_t seg, uint64_t off,
+                      uint32_t len, struct seg_cache *cache, struct lm_error *err)
+{
+    int fd = -1, rc = seg_fd(io, dir, seg, cache, &fd, err);
+    if (rc)
+        return rc;
+    if (len > cache->buf_cap) {
+        uint8_t *b = lm_realloc(cache->buf, len);
+        if (!b)
+            return -ENOMEM;
+        cache->buf = b;
+        cache->buf_cap = len;
+    }
+    size_t got = 0;
+    char path[4096];
+    seg_path(path, sizeof path, dir, seg);
+    if ((rc = io->pread(io->ctx, fd, cache->buf, len, off, &got)))
+        return lm__fail(err, rc, "%s: cannot read: %s", path, lm_strerror(rc));
+    if (got != len)
+        return lm__fail_at(err, LM_ECORRUPT, 0, 0, (int64_t)off,
+                           "%s: chunk block at byte %" PRIu64 " runs past the file end", path,
+                           off);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- parallel decode */
+
+struct block_ref {
+    int32_t coord[3];
+    uint64_t seg, off;
+    uint32_t len;
+};
+
+struct decode_job {
+    const struct lm_io *io;
+    const char *dir;
+    const struct lm_schema *s;
+    const struct block_ref *refs;
+    struct lm_chunk **out;
+    size_t begin, end;
+    int rc;
+    struct lm_error err;
+};
+
+static void *decode_range(void *arg)
+{
+    struct decode_job *j = arg;
+    struct seg_cache cache = {0};
+    char path[4096];
+    for (size_t i = j->begin; i < j->end && !j->rc; i++) {
+        const struct block_ref *b = &j->refs[i];
+        if ((j->rc = read_block(j->io, j->dir, b->seg, b->off, b->len, &cache, &j->err)))
+            break;
+        seg_path(path, sizeof path, j->dir, b->seg);
+        j->rc = block_decode(cache.buf, b->len, j->s, path, b->off, &j->out[i], &j->err);
+    }
+    seg_cache_free(j->io, &cache);
+    return NULL;
+}
+
+/* Reads and decodes blocks refs[0..k) into out[], one thread per core (chunks are
+ * independent; voxel rebuilding dominates the load). The first error wins. */
+static int decode_all(const struct lm_io *io, const char *dir, const struct lm_schema *s,
+                      const struct block_ref *refs, size_t k, struct lm_chunk **out,
+                      struct lm_error *err)
+{
+    enum { MAX_THREADS = 8 };
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t t = cores < 1 ? 1 : (size_t)cores;
+    if (t > MAX_THREADS)
+        t = MAX_THREADS;
+    if (t > k / 4 + 1)
+        t = k / 4 + 1; /* small databases: not worth a thread */
+    struct decode_job jobs[MAX_THREADS];
+    pthread_t th[MAX_THREADS];
+    bool started[MAX_THREADS] = {false};
+    for (size_t i = 0; i < t; i++) {
+        jobs[i] = (struct decode_job){io, dir, s, refs, out, k * i / t, k * (i + 1) / t, 0, {0}};
+        started[i] = i > 0 && pthread_create(&th[i], NULL, decode_range, &jobs[i]) == 0;
+        if (i > 0 && !started[i])
+            decode_range(&jobs[i]); /* no thread: do it here */
+    }
+    decode_range(&jobs[0]);
+    int rc = 0;
+    for (size_t i = 0; i < t; i++) {
+        if (started[i])
+            pthread_join(th[i], NULL);
+        if (jobs[i].rc && !rc) {
+            rc = jobs[i].rc;
+            if (err)
+                *err = jobs[i].err;
+        }
+    }
+    return rc;
+}
+
+int lm__store_manifest_lsn(const struct lm_io *io, const char *dir, uint64_t *lsn)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/MANIFEST", dir);
+    int fd = -1, rc = io->open(io->ctx, path, O_RDONLY, 0, &fd);
+    if (rc == -ENOENT) {
+        *lsn = 0;
+        return 0;
+    }
+    if (rc)
+        return rc;
+    uint8_t head[24];
+    size_t got = 0;
+    rc = io->pread(io->ctx, fd, head, sizeof head, 0, &got);
+    io->close(io->ctx, fd);
+    if (rc)
+        return rc;
+    if (got < sizeof head || memcmp(head, MAN_MAGIC, 8))
+        return LM_ECORRUPT;
+    memcpy(lsn, head + 16, 8);
     return 0;
 }
 
@@ -640,7 +811,6 @@ int lm__store_load(const struct lm_io *io, const char *dir, struct lm_field ***f
     struct lm_field **fields = NULL;
     uint32_t nf = 0, version = 0;
     size_t made = 0;
-    struct seg_cache cache = {0};
     struct rd r = {data, n, 0, false};
     uint64_t lsn = 0;
     char magic[8];
@@ -702,38 +872,46 @@ int lm__store_load(const struct lm_io *io, const char *dir, struct lm_field ***f
             goto fail;
         struct lm_field *f = fields[made];
         f->lsn = flsn;
+        if (k > (r.n - r.at) / 32) {
+            rc = lm__fail_at(err, LM_ECORRUPT, 0, 0, (int64_t)r.at,
+                             "%s: %u chunks cannot fit in what is left", path, k);
+            goto fail;
+        }
+        struct block_ref *refs = lm_alloc(((size_t)k + 1) * sizeof *refs);
+        struct lm_chunk **loaded = lm_calloc((size_t)k + 1, sizeof *loaded);
+        if (!refs || !loaded) {
+            lm_free(refs);
+            lm_free(loaded);
+            rc = -ENOMEM;
+            goto fail;
+        }
         for (uint32_t j = 0; j < k; j++) {
-            int32_t coord[3];
-            uint64_t seg = 0, off = 0;
-            uint32_t len = 0;
-            rd(&r, coord, 12);
-            rd(&r, &seg, 8);
-            rd(&r, &off, 8);
-            rd(&r, &len, 4);
-            if (r.bad) {
-                rc = lm__fail_at(err, LM_ECORRUPT, 0, 0, (int64_t)r.at,
-                                 "%s: truncated at byte %zu", path, r.at);
-                goto fail;
-            }
-            if ((rc = seg_get(io, dir, seg, &cache, err)))
-                goto fail;
+            rd(&r, refs[j].coord, 12);
+            rd(&r, &refs[j].seg, 8);
+            rd(&r, &refs[j].off, 8);
+            rd(&r, &refs[j].len, 4);
+        }
+        if (r.bad) {
+            lm_free(refs);
+            lm_free(loaded);
+            rc = lm__fail_at(err, LM_ECORRUPT, 0, 0, (int64_t)r.at, "%s: truncated at byte %zu",
+                             path, r.at);
+            goto fail;
+        }
+        rc = decode_all(io, dir, &f->schema, refs, k, loaded, err);
+        for (uint32_t j = 0; j < k && !rc; j++) {
+            struct lm_chunk *c = loaded[j];
+            loaded[j] = NULL;
+            const int32_t *coord = refs[j].coord;
+            uint64_t seg = refs[j].seg, off = refs[j].off;
+            uint32_t len = refs[j].len;
             seg_path(path, sizeof path, dir, seg);
-            if (off > cache.n || len > cache.n - off) {
-                rc = lm__fail_at(err, LM_ECORRUPT, 0, 0, (int64_t)off,
-                                 "%s: chunk block at byte %" PRIu64 " runs past the file end",
-                                 path, off);
-                goto fail;
-            }
-            struct lm_chunk *c;
-            if ((rc = block_decode((uint8_t *)cache.data + off, len, &f->schema, path, off,
-                                   &c, err)))
-                goto fail;
-            if (memcmp(c->coord, coord, sizeof coord)) {
+            if (memcmp(c->coord, coord, 3 * sizeof *coord)) {
                 lm__chunk_free(c, &f->schema);
                 rc = lm__fail_at(err, LM_ECORRUPT, 0, 0, (int64_t)off,
                                  "%s: chunk block at byte %" PRIu64 " is not the chunk the "
                                  "manifest names", path, off);
-                goto fail;
+                break;
             }
             c->disk_seg = seg;
             c->disk_off = off;
@@ -741,15 +919,21 @@ int lm__store_load(const struct lm_io *io, const char *dir, struct lm_field ***f
             struct lm__onode *leaf;
             if ((rc = lm__octree_add(&f->tree, c, &leaf))) {
                 lm__chunk_free(c, &f->schema);
+                snprintf(path, sizeof path, "%s/MANIFEST", dir);
                 rc = rc == -EEXIST ? lm__fail(err, LM_ECORRUPT, "%s names a chunk twice", path)
                                    : rc;
-                goto fail;
+                break;
             }
             f->n_samples += c->n;
-            snprintf(path, sizeof path, "%s/MANIFEST", dir);
         }
+        for (uint32_t j = 0; j < k; j++)
+            lm__chunk_free(loaded[j], &f->schema); /* those not attached (errors) */
+        lm_free(refs);
+        lm_free(loaded);
+        snprintf(path, sizeof path, "%s/MANIFEST", dir);
+        if (rc)
+            goto fail;
     }
-    lm_free(cache.data);
     lm_free(data);
     *fields_out = fields;
     *n_out = nf;
@@ -759,7 +943,6 @@ fail:
     for (size_t i = 0; fields && i <= made && i < nf; i++)
         lm__field_free(fields[i]);
     lm_free(fields);
-    lm_free(cache.data);
     lm_free(data);
     if (rc == -ENOMEM)
         lm__fail(err, rc, "out of memory loading %s", dir);

@@ -37,6 +37,10 @@ int lm__store_checkpoint(const struct lm_io *io, const char *dir, struct lm_fiel
 int lm__store_load(const struct lm_io *io, const char *dir, struct lm_field ***fields,
                    size_t *n_fields, uint64_t *ckpt_lsn, struct lm_error *err);
 
+/* Checkpoint LSN named by the current MANIFEST (0 when there is none), read cheaply
+ * (read-only handles poll it to notice new checkpoints). */
+int lm__store_manifest_lsn(const struct lm_io *io, const char *dir, uint64_t *lsn);
+
 /* Removes segment files that the current manifest does not name. */
 int lm__store_collect(const struct lm_io *io, const char *dir, struct lm_field **fields,
                       size_t n_fields, struct lm_error *err);

@@ -502,6 +502,32 @@ static int wal_init_sync(lm_wal *w)
     return rc ? -rc : 0;
 }
 
+/* A log handle with its locks and directory name, no files open. */
+static int wal_alloc(const struct lm_io *io, const char *dir, lm_wal **out,
+                     struct lm_error *err)
+{
+    lm_wal *w = lm_calloc(1, sizeof *w);
+    if (!w)
+        return lm__fail(err, -ENOMEM, "write-ahead log: out of memory");
+    w->fd = -1;
+    w->io = io ? io : lm_io_posix();
+    if (pthread_mutex_init(&w->mu, NULL)) {
+        lm_free(w);
+        return lm__fail(err, -ENOMEM, "write-ahead log: cannot make a mutex");
+    }
+    if (pthread_mutex_init(&w->trunc_mu, NULL) || wal_init_sync(w)) {
+        pthread_mutex_destroy(&w->mu);
+        lm_free(w);
+        return lm__fail(err, -ENOMEM, "write-ahead log: cannot make a mutex");
+    }
+    if (!(w->dir = lm_strdup(dir))) {
+        wal_free(w);
+        return lm__fail(err, -ENOMEM, "write-ahead log: out of memory");
+    }
+    *out = w;
+    return 0;
+}
+
 int lm_wal_open(const struct lm_wal_opts *o, lm_wal **out, struct lm_error *err)
 {
     if (!o || !out || !o->dir || !*o->dir)
@@ -513,30 +539,16 @@ int lm_wal_open(const struct lm_wal_opts *o, lm_wal **out, struct lm_error *err)
     if (o->segment_bytes && o->segment_bytes < SEG_HDR + REC_HDR)
         return lm__fail(err, LM_EBADARG, "write-ahead log: segment_bytes %" PRIu64
                         " is below %u", o->segment_bytes, SEG_HDR + REC_HDR);
-    lm_wal *w = lm_calloc(1, sizeof *w);
-    if (!w)
-        return lm__fail(err, -ENOMEM, "write-ahead log: out of memory");
-    w->fd = -1;
-    w->io = o->io ? o->io : lm_io_posix();
+    lm_wal *w;
+    int rc = wal_alloc(o->io, o->dir, &w, err);
+    if (rc)
+        return rc;
     w->sync = o->sync;
     w->segment_bytes = o->segment_bytes ? o->segment_bytes : LM_WAL_DEFAULT_SEGMENT_BYTES;
     w->group_us = o->group_commit_us ? o->group_commit_us : LM_WAL_DEFAULT_GROUP_US;
     w->group_bytes = o->group_commit_bytes ? o->group_commit_bytes
                                            : LM_WAL_DEFAULT_GROUP_BYTES;
-    if (pthread_mutex_init(&w->mu, NULL)) {
-        lm_free(w);
-        return lm__fail(err, -ENOMEM, "write-ahead log: cannot make a mutex");
-    }
-    if (pthread_mutex_init(&w->trunc_mu, NULL) || wal_init_sync(w)) {
-        pthread_mutex_destroy(&w->mu);
-        lm_free(w);
-        return lm__fail(err, -ENOMEM, "write-ahead log: cannot make a mutex");
-    }
-    int rc = 0;
-    if (!(w->dir = lm_strdup(o->dir)))
-        rc = lm__fail(err, -ENOMEM, "write-ahead log: out of memory");
-    if (!rc)
-        rc = lm_io_mkdir_durable(w->io, w->dir, NULL, err);
+    rc = lm_io_mkdir_durable(w->io, w->dir, NULL, err);
     if (!rc && (rc = w->io->list_dir(w->io->ctx, w->dir, collect_segment, w)))
         lm__fail(err, rc, "%s: cannot list: %s", w->dir, lm_strerror(rc));
     if (rc)
@@ -892,6 +904,81 @@ int lm_wal_replay(lm_wal *w, uint64_t after_lsn, visit_fn fn, void *ctx,
         expect = s.last_lsn + 1;
     }
     lm_free(r.b.p);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- read-only */
+
+int lm_wal_read(const struct lm_io *io, const char *dir, uint64_t after_lsn, visit_fn fn,
+                void *ctx, uint64_t *last_lsn, struct lm_error *err)
+{
+    lm_wal *w;
+    int rc = wal_alloc(io, dir, &w, err);
+    if (rc)
+        return rc;
+    if ((rc = w->io->list_dir(w->io->ctx, w->dir, collect_segment, w))) {
+        if (rc == -ENOENT)
+            rc = 0; /* no log yet: nothing to read */
+        else
+            lm__fail(err, rc, "%s: cannot list: %s", w->dir, lm_strerror(rc));
+    }
+    if (rc || !w->n_segs) {
+        if (last_lsn)
+            *last_lsn = after_lsn;
+        wal_free(w);
+        return rc;
+    }
+    if (w->n_segs > 1)
+        qsort(w->segs, w->n_segs, sizeof *w->segs, cmp_u64);
+    size_t i = 0;
+    while (i + 1 < w->n_segs && w->segs[i + 1] <= after_lsn + 1)
+        i++;
+    char path[PATH_CAP];
+    seg_path(w, w->segs[i], path);
+    uint64_t expect = w->segs[i], last = after_lsn;
+    if (w->segs[i] > after_lsn + 1) {
+        /* the writer checkpointed and truncated past what the reader has */
+        wal_free(w);
+        return lm__fail(err, LM_ENOTFOUND, "%s: log starts at LSN %" PRIu64 ", after %" PRIu64,
+                        path, expect, after_lsn + 1);
+    }
+    struct reader r = {.io = w->io, .fd = -1};
+    for (; !rc && i < w->n_segs; i++) {
+        seg_path(w, w->segs[i], path);
+        bool is_last = i + 1 == w->n_segs;
+        if (w->segs[i] != expect) {
+            rc = lm__fail_at(err, LM_ECORRUPT, 0, 0, 16,
+                             "%s: segment starts at LSN %" PRIu64 " but the one before it "
+                             "ends at %" PRIu64, path, w->segs[i], expect - 1);
+            break;
+        }
+        bool torn = false;
+        if ((rc = seg_open(w, w->segs[i], false, &r.fd, &r.size, is_last ? &torn : NULL, err))) {
+            if (is_last && rc == LM_ECORRUPT) /* a header being written right now */
+                rc = 0;
+            break;
+        }
+        r.at = 0;
+        r.b.len = 0;
+        struct scan sc;
+        rc = scan_segment(&r, w->segs[i], after_lsn, fn, ctx, &sc);
+        w->io->close(w->io->ctx, r.fd);
+        r.fd = -1;
+        if (rc)
+            lm__fail(err, rc, "%s: cannot read: %s", path, lm_strerror(rc));
+        else if (sc.stop)
+            rc = sc.stop;
+        else if (sc.bad && !is_last) /* the last one may be in the middle of a write */
+            rc = lm__fail_at(err, LM_ECORRUPT, 0, 0, (int64_t)sc.end,
+                             "%s: offset %" PRIu64 ": %s", path, sc.end, sc.why);
+        if (sc.last_lsn > last)
+            last = sc.last_lsn;
+        expect = sc.last_lsn + 1;
+    }
+    lm_free(r.b.p);
+    wal_free(w);
+    if (!rc && last_lsn)
+        *last_lsn = last;
     return rc;
 }
 

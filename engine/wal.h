@@ -126,6 +126,17 @@ uint64_t lm_wal_last_lsn(lm_wal *w);
  * when no other thread uses the log. */
 int lm_wal_close(lm_wal *w);
 
+/* Reads, without writing anything, the records with LSN > after_lsn of the log in dir
+ * as lm_wal_replay does (for read-only handles while another process writes). A bad
+ * record in the last segment ends the read quietly (it may be a write in progress).
+ * *last_lsn (optional) receives the last LSN read (after_lsn when none). Errors:
+ * LM_ENOTFOUND when the log no longer reaches back to after_lsn + 1 (a checkpoint
+ * truncated it: reload the checkpoint), LM_ECORRUPT, -errno, -ENOMEM. */
+int lm_wal_read(const struct lm_io *io, const char *dir, uint64_t after_lsn,
+                int (*fn)(void *ctx, uint64_t lsn, uint16_t type, const void *payload,
+                          size_t n),
+                void *ctx, uint64_t *last_lsn, struct lm_error *err);
+
 /* Frees the log without writing or syncing pending records: what a process that dies
  * leaves behind (crash tests). NULL is a no-op. */
 void lm_wal_abandon(lm_wal *w);

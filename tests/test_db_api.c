@@ -306,6 +306,58 @@ static void readers_run_beside_a_writer(void **state)
     assert_int_equal(count(f->db), 20000);
 }
 
+static void voxel_cursor_agrees_with_lookups_and_optimize_changes_no_answer(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 5000 };
+    static float x[N], y[N], z[N], in[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = (float)((i * 37) % 101) * 0.7f - 30;
+        y[i] = (float)((i * 11) % 53) * 0.9f - 20;
+        z[i] = (float)(i % 29) * 1.3f;
+        in[i] = (float)(i % 13);
+    }
+    struct lm_batch b = {.n = N, .x = x, .y = y, .z = z, .intensity = in};
+    assert_int_equal(lm_insert(f->db, "f", &b, NULL, NULL), 0);
+    struct lm_voxels *vox;
+    assert_int_equal(lm_voxels_query(f->db, "f", NULL, 0, &vox, NULL), 0);
+    assert_true(vox->n > 100);
+    lm_voxel_cursor *cur;
+    assert_int_equal(lm_voxel_cursor_open(f->db, "f", &cur, NULL), 0);
+    uint64_t total = 0;
+    for (size_t i = 0; i < vox->n; i++) {
+        struct lm_voxel v;
+        assert_int_equal(lm_voxel_cursor_get(cur, vox->v[i].coord, &v), 0);
+        assert_int_equal(v.count, vox->v[i].count);
+        assert_int_equal(lm_voxel_cursor_count(cur, vox->v[i].coord), v.count);
+        assert_true(v.sum_intensity == vox->v[i].sum_intensity);
+        total += v.count;
+        int32_t empty[3] = {vox->v[i].coord[0], vox->v[i].coord[1], 1000000};
+        assert_int_equal(lm_voxel_cursor_count(cur, empty), 0);
+    }
+    lm_voxel_cursor_close(cur);
+    assert_int_equal(total, N);
+    /* optimize sorts tails and builds indexes: every answer stays the same */
+    struct lm_selection sel = {.region = {.kind = LM_REGION_SPHERE, .center = {0, 0, 10},
+                                          .radius = 12}};
+    struct lm_aggregate a1, a2;
+    assert_int_equal(lm_aggregate(f->db, "f", &sel, LM_COL_INTENSITY, &a1, NULL), 0);
+    float q[3] = {1, 2, 3};
+    struct lm_rows *r1, *r2;
+    assert_int_equal(lm_nearest(f->db, "f", q, 7, 0, NULL, &r1, NULL), 0);
+    assert_int_equal(lm_field_optimize(f->db, "f", NULL), 0);
+    assert_int_equal(lm_aggregate(f->db, "f", &sel, LM_COL_INTENSITY, &a2, NULL), 0);
+    assert_int_equal(lm_nearest(f->db, "f", q, 7, 0, NULL, &r2, NULL), 0);
+    assert_int_equal(a1.count, a2.count);
+    assert_true(a1.sum == a2.sum);
+    assert_int_equal(r1->n, r2->n);
+    for (size_t i = 0; i < r1->n; i++)
+        assert_true(r1->distance[i] == r2->distance[i]);
+    lm_rows_free(r1);
+    lm_rows_free(r2);
+    lm_voxels_free(vox);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -318,6 +370,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(directory_lock_and_read_only, setup, teardown),
         cmocka_unit_test_setup_teardown(readers_run_beside_a_writer, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            voxel_cursor_agrees_with_lookups_and_optimize_changes_no_answer, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

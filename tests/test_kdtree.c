@@ -36,7 +36,13 @@ static float rngf(uint64_t *s) { return (float)(rng(s) >> 40) * (1.0f / 16777216
 /* Each test gets its own stream so it can be rerun alone with the same seed. */
 static uint64_t test_stream(uint64_t salt) { return base_seed ^ (salt * 0x2545f4914f6cdd1dull); }
 
-enum dist { UNIFORM, CLUSTERED, GRID /* few distinct values: coincident points, ties */ };
+enum dist {
+    UNIFORM,
+    CLUSTERED,
+    GRID, /* few distinct values: coincident points, ties */
+    LINE, /* on a segment: flat boxes, every split costs the same */
+    SAME  /* all at one point */
+};
 
 struct pts {
     uint32_t n;
@@ -84,6 +90,10 @@ static struct pts make_pts(uint64_t *s, uint32_t n, enum dist d, bool shuffled)
         for (int a = 0; a < 3; a++) {
             if (d == UNIFORM)
                 v[a] = rngf(s);
+            else if (d == LINE)
+                v[a] = a == 0 ? rngf(s) : 0.5f;
+            else if (d == SAME)
+                v[a] = 0.25f;
             else if (d == GRID)
                 v[a] = (float)(rng(s) % 5) * 0.25f;
             else
@@ -271,6 +281,8 @@ static void knn_breaks_ties_by_id_on_coincident_points(void **state)
     uint64_t s = test_stream(3);
     knn_case(&s, 2000, GRID, false, 200);
     knn_case(&s, 40, GRID, false, 50);
+    knn_case(&s, 1500, LINE, false, 60);
+    knn_case(&s, 700, SAME, false, 30);
 }
 
 static void knn_does_not_depend_on_point_order(void **state)
@@ -285,13 +297,32 @@ static void knn_handles_empty_single_and_leaf_boundary_sizes(void **state)
 {
     (void)state;
     uint64_t s = test_stream(5);
-    /* 0 and 1 point, then every size around one to four leaves and around powers of
-     * two of leaves (the tree's depth changes there), k > n included. */
-    for (uint32_t n = 0; n <= 70; n++)
+    /* 0 and 1 point, then every size up to three leaves of 24 points (a root that is
+     * one leaf, then one split), k > n included; then sizes around full subtrees
+     * (nodes have 8 children: 192 and 1536 points), where the depth changes. */
+    for (uint32_t n = 0; n <= 75; n++)
         knn_case(&s, n, n % 2 ? UNIFORM : GRID, false, 12);
-    const uint32_t edges[] = {127, 128, 129, 255, 256, 257, 511, 512, 513, 1023, 1024, 1025};
+    const uint32_t edges[] = {95, 96, 97, 191, 192, 193, 383, 384, 385, 1535, 1536, 1537};
     for (size_t e = 0; e < sizeof edges / sizeof *edges; e++)
         knn_case(&s, edges[e], UNIFORM, false, 12);
+}
+
+static void knn_with_large_k_equals_brute_force(void **state)
+{
+    (void)state;
+    /* Large k visits more boxes than the best-first queue holds: the overflow path. */
+    uint64_t s = test_stream(15);
+    struct pts p = make_pts(&s, 6000, CLUSTERED, false);
+    lm_kdtree *t = build(&p);
+    struct tagged set = {&p, 0};
+    const uint32_t big[] = {500, 3000, 7000};
+    for (int qi = 0; qi < 9; qi++) {
+        float q[3];
+        random_query(&s, &p, q);
+        check_knn(&set, &t, 1, q, big[qi % 3], qi < 6 ? INFINITY : 0.05f, qi % 2 == 1);
+    }
+    lm_kdtree_free(t);
+    pts_free(&p);
 }
 
 static void knn_applies_accept_filter_once_per_candidate(void **state)
@@ -374,6 +405,13 @@ static void heap_push_and_sort_order_by_distance_then_id(void **state)
     }
     struct lm_knn_heap h;
     assert_int_equal(lm_knn_heap_init(&h, 0), LM_EBADARG);
+    /* A caller-filled heap without room takes nothing. */
+    float d2;
+    uint64_t id;
+    struct lm_knn_heap none = {0, 0, &d2, &id};
+    assert_false(lm_knn_heap_push(&none, 1.0f, 7));
+    assert_true(lm_knn_heap_bound(&none) < 0);
+    assert_int_equal(none.n, 0);
 }
 
 /* ---------------------------------------------------------------- range queries */
@@ -508,6 +546,8 @@ static void box_sphere_frustum_equal_brute_force(void **state)
     regions_case(&s, 5000, UNIFORM, 150);
     regions_case(&s, 5000, CLUSTERED, 150);
     regions_case(&s, 3000, GRID, 150);
+    regions_case(&s, 1000, LINE, 60);
+    regions_case(&s, 500, SAME, 30);
     for (uint32_t n = 0; n <= 40; n++)
         regions_case(&s, n, UNIFORM, 6);
     regions_case(&s, 1025, UNIFORM, 30);
@@ -574,7 +614,10 @@ static void build_reports_tight_bounds_and_size(void **state)
         }
         assert_int_equal(lm_kdtree_size(t), p.n);
         size_t bytes = lm_kdtree_memory_bytes(t);
-        assert_true(bytes > 0 && bytes <= 256 + (size_t)p.n * 8);
+        /* Worst case one 256-byte node per 12 points; Morton-ordered data far less. */
+        assert_true(bytes > 0 && bytes <= 1024 + (size_t)p.n * 22);
+        if (p.n >= 1000)
+            assert_true(bytes <= (size_t)p.n * 8);
         lm_kdtree_free(t);
         pts_free(&p);
     }
@@ -651,6 +694,7 @@ int main(void)
         cmocka_unit_test(knn_breaks_ties_by_id_on_coincident_points),
         cmocka_unit_test(knn_does_not_depend_on_point_order),
         cmocka_unit_test(knn_handles_empty_single_and_leaf_boundary_sizes),
+        cmocka_unit_test(knn_with_large_k_equals_brute_force),
         cmocka_unit_test(knn_applies_accept_filter_once_per_candidate),
         cmocka_unit_test(knn_heap_shared_by_two_trees_equals_union),
         cmocka_unit_test(heap_push_and_sort_order_by_distance_then_id),

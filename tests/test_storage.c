@@ -303,6 +303,40 @@ static void orphan_segments_are_removed(void **state)
     tmpdir_remove(dir);
 }
 
+static void read_only_handle_follows_the_writer(void **state)
+{
+    (void)state;
+    char dir[128];
+    assert_int_equal(tmpdir_make("lumadb-storage", dir, sizeof dir), 0);
+    struct lm_db_opts wo = {.create = true, .sync = LM_SYNC_NONE};
+    lm_db *w, *r;
+    struct lm_error e;
+    assert_int_equal(lm_db_open(dir, &wo, &w, &e), 0);
+    make_field(w);
+    assert_int_equal(insert_batch(w, 1, 40), 0);
+    struct lm_db_opts ro = {.read_only = true};
+    assert_int_equal(lm_db_open(dir, &ro, &r, &e), 0);
+    assert_int_equal(rows_of_batch(r, 1), 40); /* from the log: no checkpoint yet */
+    assert_int_equal(insert_batch(w, 2, 30), 0);
+    assert_int_equal(rows_of_batch(r, 2), 0); /* not until it refreshes */
+    assert_int_equal(lm_db_refresh(r, &e), 0);
+    assert_int_equal(rows_of_batch(r, 2), 30);
+    assert_int_equal(lm_db_lsn(r), lm_db_lsn(w));
+    /* a checkpoint truncates the log the reader was following */
+    assert_int_equal(insert_batch(w, 3, 20), 0);
+    assert_int_equal(lm_db_checkpoint(w, &e), 0);
+    assert_int_equal(insert_batch(w, 4, 10), 0);
+    assert_int_equal(lm_db_refresh(r, &e), 0);
+    for (int k = 1; k <= 4; k++)
+        assert_int_equal(rows_of_batch(r, k), (uint64_t)(k == 1 ? 40 : k == 2 ? 30 : k == 3 ? 20 : 10));
+    assert_int_equal(lm_db_lsn(r), lm_db_lsn(w));
+    /* the reader cannot write */
+    assert_int_equal(insert_batch(r, 5, 1), LM_EREADONLY);
+    lm_db_close(r);
+    lm_db_close(w);
+    tmpdir_remove(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -312,6 +346,7 @@ int main(void)
         cmocka_unit_test(full_disk_is_an_error_not_a_loss),
         cmocka_unit_test(corrupt_files_are_named_with_offsets),
         cmocka_unit_test(orphan_segments_are_removed),
+        cmocka_unit_test(read_only_handle_follows_the_writer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

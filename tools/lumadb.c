@@ -6,6 +6,8 @@
 #include <time.h>
 
 #include "cli.h"
+#include "cmd_serve.h"
+#include "commands.h"
 #include "demo_scene.h"
 #include "exec.h"
 #include "format.h"
@@ -30,6 +32,10 @@ static int usage(FILE *to)
             "  query [DIR] \"LQL\"       run statements; '-' reads them from stdin\n"
             "  import [DIR] FIELD FILE load a PLY, CSV or XYZ file into FIELD\n"
             "  export [DIR] FIELD FILE write FIELD (or --where \"...\") as PLY or CSV\n"
+            "  serve [DIR] [--port P] [--bind ADDR] [--token T] [--demo]\n"
+            "                          HTTP + WebSocket server (see 'lumadb serve --help')\n"
+            "  view DIR FIELD [opts]   viewer window (--demo: the demo terrain; --help)\n"
+            "  snapshot DIR FIELD --out FILE.png [opts]  one frame offscreen to PNG\n"
             "  help                    this text\n"
             "\n"
             "DIR defaults to " LM_CLI_DEFAULT_DIR "; 'lumadb COMMAND --help' for details.\n");
@@ -146,6 +152,12 @@ int main(int argc, char **argv)
         return lm_cmd_import(argc - 2, argv + 2);
     if (!strcmp(cmd, "export"))
         return lm_cmd_export(argc - 2, argv + 2);
+    if (!strcmp(cmd, "serve"))
+        return lm_cmd_serve(argc - 2, argv + 2);
+    if (!strcmp(cmd, "view"))
+        return lm_cmd_view(argc - 2, argv + 2);
+    if (!strcmp(cmd, "snapshot"))
+        return lm_cmd_snapshot(argc - 2, argv + 2);
     fprintf(stderr, "lumadb: unknown command '%s' (try 'lumadb help')\n", cmd);
     return 2;
 }

@@ -1,0 +1,563 @@
+/* server.c - the libwebsockets context on the caller's libuv loop, the HTTP side (JSON
+ * API, /metrics, /healthz, static client) and the server's lifecycle (see net.h). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "net_int.h"
+
+#define HTTP_CHUNK 16384
+
+double lm__net_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void lm__net_log(lm_net_server *s, const char *fmt, ...)
+{
+    if (!s->o.log)
+        return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    s->o.log(s->o.log_user, line);
+}
+
+bool lm__net_token_ok(const lm_net_server *s, const char *tok, size_t n)
+{
+    size_t want = strlen(s->token);
+    unsigned diff = (unsigned)(n ^ want);
+    for (size_t i = 0; i < want; i++)
+        diff |= (unsigned char)s->token[i] ^ (unsigned char)(i < n ? tok[i] : 0);
+    return diff == 0;
+}
+
+/* ---------------------------------------------------------------- HTTP sessions */
+
+enum method { M_OTHER, M_GET, M_POST, M_PUT };
+
+struct http_sess {
+    enum method method;
+    enum lm_net_route route;
+    char path[256];
+    char field[LM_NAME_MAX + 1];
+    char addr[64];
+    bool authed, too_large, api;
+    double t0;
+    struct lm_net_buf body, resp;
+    size_t sent;
+    int status;
+    unsigned retry_after;
+    const char *ctype;
+};
+
+static void http_reset(struct http_sess *h)
+{
+    lm_net_buf_free(&h->body);
+    lm_net_buf_free(&h->resp);
+    memset(h, 0, sizeof *h);
+}
+
+/* Bearer token from the Authorization header. */
+static bool http_authed(lm_net_server *s, struct lws *wsi)
+{
+    char v[LM_WS_TOKEN_MAX + 16];
+    int n = lws_hdr_copy(wsi, v, sizeof v, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n <= 7 || strncasecmp(v, "Bearer ", 7))
+        return false;
+    return lm__net_token_ok(s, v + 7, (size_t)n - 7);
+}
+
+/* Starts the response held in h->resp with h->status. */
+static int http_respond(struct lws *wsi, lm_net_server *s, struct http_sess *h)
+{
+    uint8_t hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
+    if (h->resp.oom)
+        h->status = lm_api_error(&h->resp, -ENOMEM, NULL);
+    if (lws_add_http_common_headers(wsi, (unsigned)h->status, h->ctype ? h->ctype : "application/json",
+                                    h->resp.len, &p, end))
+        return 1;
+    if (h->status == 401 &&
+        lws_add_http_header_by_name(wsi, (const uint8_t *)"www-authenticate:",
+                                    (const uint8_t *)"Bearer", 6, &p, end))
+        return 1;
+    if (h->retry_after) {
+        char ra[16];
+        int n = snprintf(ra, sizeof ra, "%u", h->retry_after);
+        if (lws_add_http_header_by_name(wsi, (const uint8_t *)"retry-after:", (uint8_t *)ra, n,
+                                        &p, end))
+            return 1;
+    }
+    if (lws_add_http_header_by_name(wsi, (const uint8_t *)"cache-control:",
+                                    (const uint8_t *)"no-store", 8, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return 1;
+    h->sent = 0;
+    lm_net_metrics_observe(&s->m, h->route, h->status, lm__net_now() - h->t0);
+    if (h->status >= 400 && h->route != LM_ROUTE_OTHER)
+        lm__net_log(s, "http %s %s -> %d", h->method == M_GET ? "GET" : h->method == M_POST ? "POST"
+                                           : "PUT", h->path, h->status);
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static int http_error(struct lws *wsi, lm_net_server *s, struct http_sess *h, int status,
+                      const char *code, const char *msg)
+{
+    h->status = lm_api_error_msg(&h->resp, status, code, msg);
+    return http_respond(wsi, s, h);
+}
+
+/* Rate limit for writes and queries; false (and a 429 started) when refused. */
+static bool http_rate_ok(struct lws *wsi, lm_net_server *s, struct http_sess *h)
+{
+    double ra = 0;
+    if (lm_net_ratelimit_take(s->rl, h->addr, lm__net_now(), &ra))
+        return true;
+    s->m.rate_limited++;
+    h->retry_after = (unsigned)(ra + 0.999);
+    if (!h->retry_after)
+        h->retry_after = 1;
+    char msg[160];
+    snprintf(msg, sizeof msg, "rate limit of %g requests/s per address exceeded; retry in %.2f s",
+             s->o.rate, ra);
+    http_error(wsi, s, h, 429, "ERATE", msg);
+    return false;
+}
+
+/* Splits the request path into a route; for field routes copies the name. */
+static void http_route(struct http_sess *h)
+{
+    const char *p = h->path;
+    h->route = LM_ROUTE_OTHER;
+    h->api = true;
+    if (!strcmp(p, "/metrics"))
+        h->route = LM_ROUTE_METRICS;
+    else if (!strcmp(p, "/healthz"))
+        h->route = LM_ROUTE_HEALTHZ;
+    else if (!strcmp(p, "/v1/fields") || !strcmp(p, "/v1/fields/"))
+        h->route = LM_ROUTE_FIELDS;
+    else if (!strcmp(p, "/v1/query"))
+        h->route = LM_ROUTE_QUERY;
+    else if (!strncmp(p, "/v1/fields/", 11)) {
+        const char *name = p + 11, *slash = strchr(name, '/');
+        size_t n = slash ? (size_t)(slash - name) : strlen(name);
+        if (n == 0 || n > LM_NAME_MAX)
+            return;
+        memcpy(h->field, name, n);
+        h->field[n] = 0;
+        if (!slash)
+            h->route = LM_ROUTE_FIELD;
+        else if (!strcmp(slash, "/samples"))
+            h->route = LM_ROUTE_SAMPLES;
+    }
+}
+
+static bool needs_body(const struct http_sess *h)
+{
+    return h->method == M_POST || h->method == M_PUT;
+}
+
+/* Handles a request whose body (if any) has arrived. */
+static int http_handle(struct lws *wsi, lm_net_server *s, struct http_sess *h)
+{
+    bool write = h->route == LM_ROUTE_SAMPLES || h->route == LM_ROUTE_FIELD;
+    enum method want = h->route == LM_ROUTE_SAMPLES || h->route == LM_ROUTE_QUERY ? M_POST
+                     : h->route == LM_ROUTE_FIELD ? M_PUT : M_GET;
+    if (h->route == LM_ROUTE_OTHER)
+        return http_error(wsi, s, h, 404, "ENOTFOUND", "no such endpoint");
+    if (h->method != want)
+        return http_error(wsi, s, h, 405, "EMETHOD", "method not allowed on this endpoint");
+    if (h->too_large) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "request body exceeds %u bytes", s->o.max_body);
+        return http_error(wsi, s, h, 413, "ETOOLARGE", msg);
+    }
+    bool need_token = write || (s->o.read_token && h->route != LM_ROUTE_HEALTHZ);
+    if (need_token && !h->authed) {
+        s->m.unauthorized++;
+        return http_error(wsi, s, h, 401, "EUNAUTHORIZED",
+                          write ? "writes need 'Authorization: Bearer <token>'"
+                                : "this server requires 'Authorization: Bearer <token>'");
+    }
+    if ((write || h->route == LM_ROUTE_QUERY) && !http_rate_ok(wsi, s, h))
+        return 0;
+    const char *body = (const char *)h->body.p;
+    size_t blen = h->body.len;
+    lm_net_buf_clear(&h->resp);
+    switch (h->route) {
+    case LM_ROUTE_HEALTHZ:
+        lm_net_buf_printf(&h->resp, "{\"status\":\"ok\",\"lsn\":%llu,\"clients\":%llu}",
+                          (unsigned long long)lm_db_lsn(s->o.db),
+                          (unsigned long long)s->m.ws_clients);
+        h->status = 200;
+        break;
+    case LM_ROUTE_METRICS:
+        lm_net_metrics_render(&s->m, s->o.db, &h->resp);
+        h->ctype = "text/plain; version=0.0.4";
+        h->status = 200;
+        break;
+    case LM_ROUTE_FIELDS:
+        h->status = lm_api_fields(s->o.db, &h->resp);
+        break;
+    case LM_ROUTE_FIELD:
+        h->status = lm_api_field_create(s->o.db, h->field, body ? body : "{}", body ? blen : 2,
+                                        &h->resp);
+        if (h->status == 201)
+            lm__net_log(s, "field %s created", h->field);
+        break;
+    case LM_ROUTE_QUERY:
+        h->status = lm_api_query(s->o.db, body ? body : "", blen, s->o.query_fn, s->o.query_user,
+                                 &h->resp);
+        break;
+    case LM_ROUTE_SAMPLES: {
+        uint64_t lsn = 0;
+        size_t n = 0;
+        h->status = lm_api_insert(s->o.db, h->field, body ? body : "", blen, &h->resp, &lsn, &n);
+        if (h->status == 200) {
+            s->m.inserts++;
+            s->m.samples_inserted += n;
+            lm_net_server_notify(s);
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    return http_respond(wsi, s, h);
+}
+
+static int http_writeable(struct lws *wsi, struct http_sess *h)
+{
+    uint8_t buf[LWS_PRE + HTTP_CHUNK];
+    size_t n = h->resp.len - h->sent;
+    if (n > HTTP_CHUNK)
+        n = HTTP_CHUNK;
+    bool last = h->sent + n == h->resp.len;
+    if (n)
+        memcpy(buf + LWS_PRE, h->resp.p + h->sent, n);
+    if (lws_write(wsi, buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
+        return -1;
+    h->sent += n;
+    if (!last) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    lm_net_buf_free(&h->resp);
+    lm_net_buf_free(&h->body);
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                         void *in, size_t len)
+{
+    struct http_sess *h = user;
+    lm_net_server *s = lws_context_user(lws_get_context(wsi));
+    switch (reason) {
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED: {
+        /* responses go out as header + body writes: without this, Nagle holds the body
+         * back until the peer acknowledges the header (milliseconds per request) */
+        int fd = (int)lws_get_socket_fd(wsi), one = 1;
+        if (fd >= 0)
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        break;
+    }
+    case LWS_CALLBACK_HTTP: {
+        http_reset(h);
+        h->t0 = lm__net_now();
+        static const struct { enum lws_token_indexes tok; enum method m; } methods[] = {
+            {WSI_TOKEN_GET_URI, M_GET}, {WSI_TOKEN_POST_URI, M_POST}, {WSI_TOKEN_PUT_URI, M_PUT}};
+        for (size_t i = 0; i < 3 && !h->method; i++)
+            if (lws_hdr_total_length(wsi, methods[i].tok) > 0 &&
+                lws_hdr_copy(wsi, h->path, sizeof h->path, methods[i].tok) > 0)
+                h->method = methods[i].m;
+        lws_get_peer_simple(wsi, h->addr, sizeof h->addr);
+        h->authed = http_authed(s, wsi);
+        http_route(h);
+        if (s->stopping)
+            return http_error(wsi, s, h, 503, "ESTOPPING", "the server is shutting down");
+        if (needs_body(h))
+            return 0; /* wait for LWS_CALLBACK_HTTP_BODY_COMPLETION */
+        return http_handle(wsi, s, h) ? -1 : 0;
+    }
+    case LWS_CALLBACK_HTTP_BODY:
+        if (!h->api)
+            break;
+        if (h->body.len + len > s->o.max_body) {
+            h->too_large = true;
+            lm_net_buf_free(&h->body);
+        } else if (!h->too_large) {
+            lm_net_buf_put(&h->body, in, len);
+        }
+        return 0;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (!h->api)
+            break;
+        lm_net_buf_u8(&h->body, 0); /* NUL after the text for parsers; not counted */
+        if (h->body.len)
+            h->body.len--;
+        return http_handle(wsi, s, h) ? -1 : 0;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (!h->api || !h->status)
+            break;
+        return http_writeable(wsi, h);
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (h && h->api)
+            http_reset(h);
+        break;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static void log_emit(int level, const char *line)
+{
+    (void)level;
+    (void)line; /* libwebsockets' own log is off; the server logs its events itself */
+}
+
+/* Checks that addr:port can be bound, so that a taken port or a bad address is an error
+ * here: libwebsockets only logs a failed listen and goes on without one. 0 or -errno. */
+static int probe_bind(const char *addr, int port)
+{
+    struct sockaddr_storage ss = {0};
+    socklen_t len;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, addr, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        len = sizeof *v4;
+    } else if (inet_pton(AF_INET6, addr, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        len = sizeof *v6;
+    } else {
+        return -EINVAL;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, rc = 0;
+    if (fd < 0)
+        return -errno;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 1))
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
+static void notify_cb(uv_timer_t *t)
+{
+    lm__ws_scan_all(t->data);
+}
+
+int lm_net_server_open(const struct lm_net_opts *opts, lm_net_server **out,
+                       struct lm_error *err)
+{
+    if (!opts || !opts->db || !opts->loop || !opts->token || strlen(opts->token) < 8 ||
+        strlen(opts->token) > LM_WS_TOKEN_MAX) {
+        if (err)
+            *err = (struct lm_error){.code = LM_EBADARG, .offset = -1,
+                                     .message = "server needs a db, a loop and a token of 8..256 characters"};
+        return LM_EBADARG;
+    }
+    lm_net_server *s = lm_calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    s->o = *opts;
+    snprintf(s->bind, sizeof s->bind, "%s", opts->bind ? opts->bind : "127.0.0.1");
+    snprintf(s->token, sizeof s->token, "%s", opts->token);
+    s->o.bind = s->bind;
+    s->o.token = s->token;
+    s->o.max_frame = opts->max_frame ? opts->max_frame : 1u << 20;
+    if (s->o.max_frame < 4096)
+        s->o.max_frame = 4096;
+    s->o.send_queue = opts->send_queue ? opts->send_queue : 4u << 20;
+    s->o.max_body = opts->max_body ? opts->max_body : 64u << 20;
+    s->o.max_clients = opts->max_clients ? opts->max_clients : 1024;
+    s->o.max_subs = opts->max_subs ? opts->max_subs : 16;
+    s->o.ping_s = opts->ping_s ? opts->ping_s : 20;
+    s->o.timeout_s = opts->timeout_s ? opts->timeout_s : 60;
+    s->web_root = opts->web_root ? lm_strdup(opts->web_root) : NULL;
+    s->rl = lm_net_ratelimit_new(opts->rate, opts->burst > 0 ? opts->burst : opts->rate * 2, 0);
+    s->cache = lm_net_framecache_new(64u << 20, 8192);
+    if ((opts->web_root && !s->web_root) || !s->rl || !s->cache) {
+        lm_net_server_free(s);
+        return -ENOMEM;
+    }
+
+    static const struct lws_protocols protocols[] = {
+        {"http", http_callback, sizeof(struct http_sess), 0, 0, NULL, 0},
+        {LM_WS_PROTOCOL, lm__ws_callback, sizeof(struct lm__ws_sess), 65536, 0, NULL, 0},
+        {NULL, NULL, 0, 0, 0, NULL, 0}};
+    static const char *const exts[][2] = {{".mjs", "text/javascript"}, {".json", "application/json"},
+                                          {".map", "application/json"}, {".wasm", "application/wasm"},
+                                          {".bin", "application/octet-stream"}, {".svg", "image/svg+xml"},
+                                          {".md", "text/markdown"}, {".ts", "text/plain"}};
+    for (int i = 0; i < 8; i++) {
+        s->mimes[i].next = i + 1 < 8 ? &s->mimes[i + 1] : NULL;
+        s->mimes[i].name = exts[i][0];
+        s->mimes[i].value = exts[i][1];
+    }
+    static const char *const api_points[3] = {"/v1", "/metrics", "/healthz"};
+    for (int i = 0; i < 3; i++) {
+        struct lws_http_mount *m = &s->mounts[i];
+        m->mount_next = &s->mounts[i + 1];
+        m->mountpoint = api_points[i];
+        m->mountpoint_len = (unsigned char)strlen(api_points[i]);
+        m->origin = "http";
+        m->protocol = "http";
+        m->origin_protocol = LWSMPRO_CALLBACK;
+    }
+    struct lws_http_mount *files = &s->mounts[3];
+    files->mountpoint = "/";
+    files->mountpoint_len = 1;
+    files->origin = s->web_root;
+    files->def = "index.html";
+    files->origin_protocol = LWSMPRO_FILE;
+    files->extra_mimetypes = s->mimes;
+    if (!s->web_root)
+        s->mounts[2].mount_next = NULL;
+
+    s->retry.secs_since_valid_ping = s->o.ping_s;
+    s->retry.secs_since_valid_hangup = s->o.timeout_s;
+
+    int prc = probe_bind(s->bind, opts->port);
+    if (prc) {
+        if (err) {
+            *err = (struct lm_error){.code = prc == -EINVAL ? LM_EBADARG : prc, .offset = -1};
+            snprintf(err->message, sizeof err->message, "cannot listen on %s:%d: %s", s->bind,
+                     opts->port, prc == -EINVAL ? "not an IP address" : strerror(-prc));
+        }
+        lm_net_server_free(s);
+        return prc == -EINVAL ? LM_EBADARG : prc;
+    }
+    lws_set_log_level(getenv("LUMADB_LWS_LOG") ? atoi(getenv("LUMADB_LWS_LOG")) : LLL_ERR, getenv("LUMADB_LWS_LOG") ? NULL : log_emit);
+    void *loops[1] = {opts->loop};
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.foreign_loops = loops;
+    info.port = opts->port;
+    info.iface = s->bind;
+    info.protocols = protocols;
+    info.mounts = s->mounts;
+    info.user = s;
+    info.retry_and_idle_policy = &s->retry;
+    info.timeout_secs = 30;
+    info.pt_serv_buf_size = 65536;
+    info.pcontext = &s->ctx;
+    s->ctx = lws_create_context(&info);
+    if (!s->ctx) {
+        if (err)
+            *err = (struct lm_error){.code = LM_EINTERNAL, .offset = -1};
+        if (err)
+            snprintf(err->message, sizeof err->message,
+                     "cannot listen on %s:%d (address in use, or a bad address)", s->bind,
+                     opts->port);
+        lm_net_server_free(s);
+        return -EADDRINUSE;
+    }
+    s->vhost = lws_get_vhost_by_name(s->ctx, "default");
+    s->port = s->vhost ? lws_get_vhost_listen_port(s->vhost) : -1;
+    if (s->port <= 0) { /* lost a race for the port after the probe */
+        lws_context_destroy(s->ctx);
+        for (int i = 0; i < 100 && s->ctx && uv_run(opts->loop, UV_RUN_NOWAIT); i++)
+            ;
+        if (err) {
+            *err = (struct lm_error){.code = -EADDRINUSE, .offset = -1};
+            snprintf(err->message, sizeof err->message, "cannot listen on %s:%d", s->bind, opts->port);
+        }
+        lm_net_server_free(s);
+        return -EADDRINUSE;
+    }
+    uv_timer_init(opts->loop, &s->notify_timer);
+    uv_timer_init(opts->loop, &s->stop_timer);
+    s->notify_timer.data = s->stop_timer.data = s;
+    s->handles_open = 2;
+    lm__net_log(s, "listening on http://%s:%d (WebSocket protocol %s)", s->bind, s->port,
+                LM_WS_PROTOCOL);
+    *out = s;
+    return 0;
+}
+
+int lm_net_server_port(const lm_net_server *s) { return s->port; }
+
+const struct lm_net_metrics *lm_net_server_metrics(const lm_net_server *s) { return &s->m; }
+
+void lm_net_server_notify(lm_net_server *s)
+{
+    if (!s->stopping && !uv_is_active((uv_handle_t *)&s->notify_timer))
+        uv_timer_start(&s->notify_timer, notify_cb, 2, 0);
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    lm_net_server *s = h->data;
+    if (--s->handles_open == 0 && s->done)
+        s->done(s->done_user);
+}
+
+/* Destroys the context (from a uv callback, as the foreign-loop rules want) and
+ * closes the server's timers. */
+static void finish(lm_net_server *s)
+{
+    if (s->destroyed)
+        return;
+    s->destroyed = true;
+    lws_context_destroy(s->ctx); /* completes on the loop; then lws sets s->ctx NULL */
+    uv_close((uv_handle_t *)&s->notify_timer, handle_closed);
+    uv_close((uv_handle_t *)&s->stop_timer, handle_closed);
+}
+
+static void stop_tick(uv_timer_t *t)
+{
+    lm_net_server *s = t->data;
+    /* 40 ticks of 25 ms: clients get a second to read BYE and close */
+    ++s->stop_ticks;
+    if ((!s->sessions && s->stop_ticks >= 2) || s->stop_ticks >= 40)
+        finish(s);
+}
+
+void lm_net_server_shutdown(lm_net_server *s, void (*done)(void *user), void *user)
+{
+    if (s->stopping)
+        return;
+    s->stopping = true;
+    s->done = done;
+    s->done_user = user;
+    uv_timer_stop(&s->notify_timer);
+    lm__net_log(s, "shutting down: telling %llu client(s)", (unsigned long long)s->m.ws_clients);
+    lm__ws_goodbye_all(s);
+    uv_timer_start(&s->stop_timer, stop_tick, 25, 25);
+}
+
+void lm_net_server_free(lm_net_server *s)
+{
+    if (!s)
+        return;
+    if (s->ctx) /* never shut down, or its destruction still needs this last call */
+        lws_context_destroy(s->ctx);
+    lm_net_ratelimit_free(s->rl);
+    lm_net_buf_free(&s->scratch);
+    lm_net_buf_free(&s->records);
+    lm_net_framecache_free(s->cache);
+    lm_free(s->web_root);
+    lm_free(s);
+}
