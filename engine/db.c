@@ -559,6 +559,19 @@ int lm_field_info(lm_db *db, const char *name, struct lm_field_info *out,
     return f ? 0 : LM_ENOFIELD;
 }
 
+int lm_field_stat(lm_db *db, const char *name, struct lm_field_info *out,
+                  struct lm_error *err)
+{
+    int rc = begin_read(db, err);
+    if (rc)
+        return rc;
+    struct lm_field *f = find_field(db, name, err);
+    if (f)
+        lm__field_stat(f, out);
+    pthread_rwlock_unlock(&db->lock);
+    return f ? 0 : LM_ENOFIELD;
+}
+
 int lm_field_optimize(lm_db *db, const char *name, struct lm_error *err)
 {
     int rc = begin_write(db, err);

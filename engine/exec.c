@@ -109,7 +109,7 @@ int lm__exec_canceled(struct lm__exec *ex)
 int lm__exec_field(struct lm__exec *ex, const struct lm_lql_name *name, struct lm__xfield *out)
 {
     memset(out, 0, sizeof *out);
-    int rc = lm_field_info(ex->db, name->text, &out->info, NULL);
+    int rc = lm_field_stat(ex->db, name->text, &out->info, NULL);
     if (rc == LM_ENOFIELD) {
         size_t n = 0;
         struct lm_field_info *list = NULL;
@@ -339,7 +339,7 @@ static int exec_create(struct lm__exec *ex, const struct lm_lql_stmt *s,
         snprintf(o.user_columns[i].name, sizeof o.user_columns[i].name, "%s", d->name.text);
         o.user_columns[i].type = d->type;
     }
-    if (lm_field_info(ex->db, s->field.text, &(struct lm_field_info){0}, NULL) == 0)
+    if (lm_field_stat(ex->db, s->field.text, &(struct lm_field_info){0}, NULL) == 0)
         return lm__exec_fail(ex, LM_EFIELDEXISTS, s->field.pos, "field '%s' already exists",
                              s->field.text);
     if (ex->plan_only)
@@ -462,6 +462,7 @@ static int exec_describe(struct lm__exec *ex, const struct lm_lql_stmt *s,
         row[2] = (struct lm_exec_value){LM_EXEC_TEXT, .s = d};
     }
     const struct lm_field_info *i = &f.info;
+    lm_field_info(ex->db, f.name, &f.info, NULL); /* voxels and memory: chunk by chunk */
     lm__result_message(r,
                        "field %s: %llu samples in %llu chunks, %llu voxels; voxel %g, chunk "
                        "%u; bounds (%g, %g, %g) to (%g, %g, %g); %.1f MiB in memory",

@@ -205,6 +205,7 @@ int lm__exec_explain(struct lm__exec *ex, const struct lm_lql_stmt *s,
         struct lm__xfield f;
         if ((rc = lm__exec_field(ex, &in->field, &f)))
             goto done;
+        lm_field_info(ex->db, f.name, &f.info, NULL); /* with its voxel count */
         rc = lm__explain_line(r, "field",
                               "%s: %llu samples in %llu chunks, %llu voxels (voxel %g, chunk "
                               "%u)",

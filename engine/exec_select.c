@@ -949,7 +949,9 @@ int lm__explain_select(struct lm__exec *ex, const struct lm_lql_stmt *s,
                                                         : " (dense bricks), no sample read");
         if (!rc)
             rc = lm__explain_line(r, "index", "octree LOD");
-        est = (double)pl.f.info.n_voxels / pow(8.0, pl.level);
+        struct lm_field_info full; /* the voxel count is counted chunk by chunk */
+        if (lm_field_info(ex->db, pl.f.name, &full, NULL) == 0)
+            est = fmax(1.0, (double)full.n_voxels / pow(8.0, pl.level));
         break;
     case PATH_NEAREST:
         rc = lm__explain_line(r, "where", "%s%s",

@@ -776,7 +776,7 @@ static int info_leaf(struct lm__onode *leaf, int overlap, void *ctx)
     return 0;
 }
 
-void lm__field_info(const struct lm_field *f, struct lm_field_info *out)
+void lm__field_stat(const struct lm_field *f, struct lm_field_info *out)
 {
     memset(out, 0, sizeof *out);
     snprintf(out->name, sizeof out->name, "%s", f->name);
@@ -784,13 +784,18 @@ void lm__field_info(const struct lm_field *f, struct lm_field_info *out)
     out->n_samples = f->n_samples;
     out->n_chunks = f->tree.n_chunks;
     out->lsn = f->lsn;
+    if (f->tree.root && f->tree.root->count) {
+        memcpy(out->bounds_min, f->tree.root->bmin, sizeof out->bounds_min);
+        memcpy(out->bounds_max, f->tree.root->bmax, sizeof out->bounds_max);
+    }
+}
+
+void lm__field_info(const struct lm_field *f, struct lm_field_info *out)
+{
+    lm__field_stat(f, out);
     struct info_acc a = {&f->schema, 0, sizeof *f};
     lm__field_walk(f, NULL, info_leaf, &a);
     out->n_voxels = a.voxels;
     out->memory_bytes = a.bytes + (uint64_t)f->tree.map_cap * sizeof(void *) +
                         (uint64_t)f->tree.n_chunks * 2 * sizeof(struct lm__onode);
-    if (f->tree.root && f->tree.root->count) {
-        memcpy(out->bounds_min, f->tree.root->bmin, sizeof out->bounds_min);
-        memcpy(out->bounds_max, f->tree.root->bmax, sizeof out->bounds_max);
-    }
 }

@@ -188,6 +188,11 @@ int lm_field_drop(lm_db *db, const char *name, struct lm_error *err);
 int lm_field_list(lm_db *db, struct lm_field_info *out, size_t cap, size_t *n);
 int lm_field_info(lm_db *db, const char *name, struct lm_field_info *out,
                   struct lm_error *err);
+/* As lm_field_info in constant time, for callers that look a field up per statement
+ * (the query executor): n_voxels and memory_bytes are left 0, which lm_field_info
+ * counts chunk by chunk. */
+int lm_field_stat(lm_db *db, const char *name, struct lm_field_info *out,
+                  struct lm_error *err);
 
 /* ---------------------------------------------------------------- writes */
 

@@ -578,6 +578,32 @@ static void explain_describes_the_plan_of_every_statement(void **state)
     fails(db, "EXPLAIN SELECT idd FROM g", LM_ENOCOLUMN, 1, 16, "did you mean 'id'?");
 }
 
+static void walk_stats_and_field_stat_describe_the_field(void **state)
+{
+    lm_db *db = ((struct fixture *)*state)->db;
+    grid(db, 125);
+    struct lm_field_info full, fast;
+    assert_int_equal(lm_field_info(db, "g", &full, NULL), 0);
+    assert_int_equal(lm_field_stat(db, "g", &fast, NULL), 0);
+    assert_int_equal(fast.n_samples, 125);
+    assert_int_equal(fast.n_chunks, full.n_chunks);
+    assert_int_equal(fast.n_voxels, 0);
+    assert_memory_equal(fast.bounds_max, full.bounds_max, sizeof fast.bounds_max);
+    assert_int_equal(lm_field_stat(db, "nope", &fast, NULL), LM_ENOFIELD);
+    struct lm_walk_stats ws;
+    assert_int_equal(lm_walk_stats(db, "g", NULL, &ws, NULL), 0);
+    assert_int_equal(ws.chunks_inside, full.n_chunks);
+    assert_int_equal(ws.samples_inside, 125);
+    assert_int_equal(ws.nodes_pruned, 0);
+    struct lm_region box = {.kind = LM_REGION_BOX, .min = {0, 0, 0}, .max = {1.5f, 1.5f, 1.5f}};
+    assert_int_equal(lm_walk_stats(db, "g", &box, &ws, NULL), 0);
+    assert_int_equal(ws.chunks_inside + ws.chunks_partial, 1);
+    assert_int_equal(ws.samples_partial, 64); /* the chunk of 4x4x4 grid points */
+    assert_true(ws.nodes_pruned >= full.n_chunks - 1);
+    struct lm_region bad = {.kind = LM_REGION_SPHERE, .radius = -1};
+    assert_int_equal(lm_walk_stats(db, "g", &bad, &ws, NULL), LM_EBADARG);
+}
+
 /* ---------------------------------------------------------------- API */
 
 static void prepared_statements_bind_and_run_again(void **state)
@@ -1087,6 +1113,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(raycast_and_radiance_return_tables, setup, teardown),
         cmocka_unit_test_setup_teardown(explain_describes_the_plan_of_every_statement, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(walk_stats_and_field_stat_describe_the_field, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(prepared_statements_bind_and_run_again, setup,
                                         teardown),

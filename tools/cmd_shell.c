@@ -11,7 +11,10 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include <editline/readline.h>
+#include <histedit.h>
+#include <limits.h>
+#include <locale.h>
+#include <wchar.h>
 
 #include "cli.h"
 #include "exec.h"
@@ -51,20 +54,29 @@ static void on_sigint(int sig)
     cancel = 1;
 }
 
-/* Reads a key for libedit; an interrupted read ends the line (the caller then sees
- * `interrupted` and drops it). */
-static int getc_interruptible(FILE *in)
+/* Reads a key for libedit (UTF-8 decoded); a Ctrl-C, during the read or before it, ends
+ * the line with an error: the caller then sees `interrupted` and drops the line. */
+static int read_key(EditLine *el, wchar_t *out)
 {
-    unsigned char c;
+    (void)el;
+    mbstate_t st = {0};
+    char buf[MB_LEN_MAX];
+    size_t n = 0;
     for (;;) {
-        if (interrupted) /* Ctrl-C came before the read began */
-            return EOF;
-        ssize_t n = read(fileno(in), &c, 1);
-        if (n == 1)
-            return c;
-        if (n < 0 && errno == EINTR && !interrupted)
+        if (interrupted)
+            return -1;
+        ssize_t got = read(0, &buf[n], 1);
+        if (got < 0 && errno == EINTR)
             continue;
-        return EOF;
+        if (got <= 0)
+            return got == 0 ? 0 : -1;
+        n++;
+        wchar_t wc;
+        size_t r = mbrtowc(&wc, buf, n, &st);
+        if (r == (size_t)-2 && n < sizeof buf)
+            continue; /* more bytes of one character */
+        *out = r == (size_t)-1 || r == (size_t)-2 ? (wchar_t)(unsigned char)buf[0] : wc;
+        return 1;
     }
 }
 
@@ -219,29 +231,88 @@ static char *generate(const char *text, int state)
     return NULL;
 }
 
-static char **complete(const char *text, int start, int end)
+/* Tab: completes the word before the cursor to the one candidate (and a space), or to
+ * the longest prefix the candidates share, or lists them. */
+static unsigned char complete(EditLine *el, int ch)
 {
-    (void)end;
-    size_t tl = typed ? strlen(typed) : 0;
-    size_t n = tl + (size_t)start + 2;
-    char *context = malloc(n);
+    (void)ch;
+    const LineInfo *li = el_line(el);
+    const char *start = li->cursor;
+    while (start > li->buffer &&
+           (isalnum((unsigned char)start[-1]) || start[-1] == '_' || start[-1] == '.'))
+        start--;
+    char text[LM_NAME_MAX + 1];
+    size_t len = (size_t)(li->cursor - start);
+    if (len >= sizeof text)
+        return CC_ERROR;
+    memcpy(text, start, len);
+    text[len] = '\0';
+    size_t tl = typed ? strlen(typed) : 0, before = (size_t)(start - li->buffer);
+    char *context = malloc(tl + before + 2);
     if (!context)
-        return NULL;
-    snprintf(context, n, "%s%s%.*s", typed ? typed : "", typed ? "\n" : "", start,
-             rl_line_buffer);
+        return CC_ERROR;
+    snprintf(context, tl + before + 2, "%s%s%.*s", typed ? typed : "", typed ? "\n" : "",
+             (int)before, li->buffer);
     gather(context);
     free(context);
     cand_lower = text[0] && islower((unsigned char)text[0]);
-    return rl_completion_matches(text, generate);
+    char *match[512];
+    size_t n = 0;
+    for (char *m; n < 512 && (m = generate(text, (int)n)); n++)
+        match[n] = m;
+    unsigned char rc = CC_REFRESH;
+    size_t common = 0;
+    if (n) { /* the longest prefix the candidates share */
+        common = strlen(match[0]);
+        for (size_t i = 1; i < n; i++) {
+            size_t k = 0;
+            while (k < common && match[i][k] &&
+                   tolower((unsigned char)match[i][k]) == tolower((unsigned char)match[0][k]))
+                k++;
+            common = k;
+        }
+    }
+    if (!n) {
+        rc = CC_ERROR; /* nothing fits: a bell */
+    } else if (n == 1) {
+        el_insertstr(el, match[0] + len);
+        el_insertstr(el, " ");
+    } else if (common > len) {
+        match[0][common] = '\0';
+        el_insertstr(el, match[0] + len);
+    } else { /* list them, then the line again */
+        size_t w = 0;
+        for (size_t i = 0; i < n; i++)
+            w = strlen(match[i]) > w ? strlen(match[i]) : w;
+        size_t per_line = 78 / (w + 2) ? 78 / (w + 2) : 1;
+        fputc('\n', stdout);
+        for (size_t i = 0; i < n; i++)
+            printf("%-*s%s", (int)w + 2, match[i], (i + 1) % per_line && i + 1 < n ? "" : "\n");
+        fflush(stdout);
+        rc = CC_REDISPLAY;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(match[i]);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- the loop */
 
 struct shell {
     struct lm_cli_run run;
-    const char *history;
+    const char *history;     /* ~/.lumadb_history */
     bool tty;
+    EditLine *el;            /* terminal only */
+    History *hist;
 };
+
+static const char *prompt_text;
+
+static char *prompt(EditLine *el)
+{
+    (void)el;
+    return (char *)prompt_text;
+}
 
 static bool dot_command(struct shell *sh, const char *line)
 {
@@ -272,9 +343,10 @@ static void remember(const struct shell *sh, const char *entry)
 {
     if (!sh->tty)
         return;
-    add_history(entry);
+    HistEvent ev;
+    history(sh->hist, &ev, H_ENTER, entry);
     if (sh->history)
-        write_history(sh->history);
+        history(sh->hist, &ev, H_SAVE, sh->history);
 }
 
 /* Appends line to the statement being typed. */
@@ -295,8 +367,18 @@ static bool append(char **buf, size_t *len, const char *line)
 /* One line, with a prompt on a terminal; NULL at the end of input. */
 static char *read_line(const struct shell *sh, bool more)
 {
-    if (sh->tty)
-        return readline(more ? "   ...> " : "lumadb> ");
+    if (sh->tty) {
+        int n = 0;
+        prompt_text = more ? "   ...> " : "lumadb> ";
+        const char *line = el_gets(sh->el, &n);
+        if (!line || n <= 0)
+            return NULL;
+        char *copy = strdup(line);
+        size_t len = copy ? strlen(copy) : 0;
+        while (len && (copy[len - 1] == '\n' || copy[len - 1] == '\r'))
+            copy[--len] = '\0';
+        return copy;
+    }
     char *line = NULL;
     size_t cap = 0;
     ssize_t n = getline(&line, &cap, stdin);
@@ -327,21 +409,34 @@ int lm_cmd_shell(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     struct sigaction old;
     sigaction(SIGINT, &sa, &old);
-    char history[4096];
+    char history_path[4096];
     if (sh.tty) {
         const char *home = getenv("HOME");
-        if (home && snprintf(history, sizeof history, "%s/.lumadb_history", home) <
-                        (int)sizeof history)
-            sh.history = history;
-        rl_readline_name = "lumadb";
-        rl_catch_signals = 0;
-        rl_getc_function = getc_interruptible;
-        rl_attempted_completion_function = complete;
-        rl_basic_word_break_characters = " \t\n(),;=<>*-+\"";
-        using_history();
-        stifle_history(2000);
+        if (home && snprintf(history_path, sizeof history_path, "%s/.lumadb_history", home) <
+                        (int)sizeof history_path)
+            sh.history = history_path;
+        setlocale(LC_CTYPE, ""); /* UTF-8 keys; numbers keep the C locale */
+        HistEvent ev;
+        sh.el = el_init("lumadb", stdin, stdout, stderr);
+        sh.hist = history_init();
+        if (!sh.el || !sh.hist) {
+            fprintf(stderr, "lumadb shell: cannot set up line editing\n");
+            lm_db_close(sh.run.db);
+            return 1;
+        }
+        history(sh.hist, &ev, H_SETSIZE, 2000);
         if (sh.history)
-            read_history(sh.history);
+            history(sh.hist, &ev, H_LOAD, sh.history);
+        el_set(sh.el, EL_EDITOR, "emacs");
+        el_set(sh.el, EL_SIGNAL, 0);           /* Ctrl-C is ours (on_sigint) */
+        el_set(sh.el, EL_PROMPT, prompt);
+        el_set(sh.el, EL_HIST, history, sh.hist);
+        el_set(sh.el, EL_GETCFN, read_key);
+        /* wide strings: libedit keeps these pointers (the narrow call copies them and
+         * never frees the copies) */
+        el_wset(sh.el, EL_ADDFN, L"lumadb-complete", L"complete LQL words", complete);
+        el_set(sh.el, EL_BIND, "^I", "lumadb-complete", NULL);
+        el_source(sh.el, NULL);                /* ~/.editrc */
         printf("LumaDB shell on %s: statements end with ';', .help for help, Ctrl-D to "
                "leave\n", dir);
     }
@@ -410,6 +505,10 @@ int lm_cmd_shell(int argc, char **argv)
     free(buf);
     free(fields);
     free(cands.v);
+    if (sh.el)
+        el_end(sh.el);
+    if (sh.hist)
+        history_end(sh.hist);
     sigaction(SIGINT, &old, NULL);
     lm_db_close(sh.run.db);
     return status;
