@@ -546,30 +546,31 @@ int lm_field_list(lm_db *db, struct lm_field_info *out, size_t cap, size_t *n)
     return 0;
 }
 
-int lm_field_info(lm_db *db, const char *name, struct lm_field_info *out,
-                  struct lm_error *err)
+/* Describes a field under the read lock with fill (lm__field_info or lm__field_stat). */
+static int describe(lm_db *db, const char *name, struct lm_field_info *out,
+                    struct lm_error *err,
+                    void (*fill)(const struct lm_field *, struct lm_field_info *))
 {
     int rc = begin_read(db, err);
     if (rc)
         return rc;
     struct lm_field *f = find_field(db, name, err);
     if (f)
-        lm__field_info(f, out);
+        fill(f, out);
     pthread_rwlock_unlock(&db->lock);
     return f ? 0 : LM_ENOFIELD;
+}
+
+int lm_field_info(lm_db *db, const char *name, struct lm_field_info *out,
+                  struct lm_error *err)
+{
+    return describe(db, name, out, err, lm__field_info);
 }
 
 int lm_field_stat(lm_db *db, const char *name, struct lm_field_info *out,
                   struct lm_error *err)
 {
-    int rc = begin_read(db, err);
-    if (rc)
-        return rc;
-    struct lm_field *f = find_field(db, name, err);
-    if (f)
-        lm__field_stat(f, out);
-    pthread_rwlock_unlock(&db->lock);
-    return f ? 0 : LM_ENOFIELD;
+    return describe(db, name, out, err, lm__field_stat);
 }
 
 int lm_field_optimize(lm_db *db, const char *name, struct lm_error *err)
