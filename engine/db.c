@@ -587,17 +587,31 @@ int lm_field_list(lm_db *db, struct lm_field_info *out, size_t cap, size_t *n)
     return 0;
 }
 
-int lm_field_info(lm_db *db, const char *name, struct lm_field_info *out,
-                  struct lm_error *err)
+/* Describes a field under the read lock with fill (lm__field_info or lm__field_stat). */
+static int describe(lm_db *db, const char *name, struct lm_field_info *out,
+                    struct lm_error *err,
+                    void (*fill)(const struct lm_field *, struct lm_field_info *))
 {
     int rc = begin_read(db, err);
     if (rc)
         return rc;
     struct lm_field *f = find_field(db, name, err);
     if (f)
-        lm__field_info(f, out);
+        fill(f, out);
     pthread_rwlock_unlock(&db->lock);
     return f ? 0 : LM_ENOFIELD;
+}
+
+int lm_field_info(lm_db *db, const char *name, struct lm_field_info *out,
+                  struct lm_error *err)
+{
+    return describe(db, name, out, err, lm__field_info);
+}
+
+int lm_field_stat(lm_db *db, const char *name, struct lm_field_info *out,
+                  struct lm_error *err)
+{
+    return describe(db, name, out, err, lm__field_stat);
 }
 
 int lm_field_optimize(lm_db *db, const char *name, struct lm_error *err)
@@ -1199,4 +1213,47 @@ int lm_chunks_each(lm_db *db, const char *field, const struct lm_region *region,
     rc = lm__query_chunks(f, region, since_lsn, fn, user);
     pthread_rwlock_unlock(&db->lock);
     return rc;
+}
+
+/* Mirrors lm__field_walk: classify from the root, inherit INSIDE, prune OUTSIDE. */
+static void walk_stats(const struct lm__onode *n, const struct lm_region *region,
+                       int parent, struct lm_walk_stats *s)
+{
+    s->nodes_visited++;
+    int ov = parent == LM__INSIDE ? LM__INSIDE
+                                  : (int)lm__region_classify(region, n->bmin, n->bmax);
+    if (ov == LM__OUTSIDE || !n->count) {
+        s->nodes_pruned++;
+        return;
+    }
+    if (n->chunk) {
+        if (ov == LM__INSIDE) {
+            s->chunks_inside++;
+            s->samples_inside += n->chunk->n;
+        } else {
+            s->chunks_partial++;
+            s->samples_partial += n->chunk->n;
+        }
+        return;
+    }
+    for (int i = 0; i < 8; i++)
+        if (n->child[i])
+            walk_stats(n->child[i], region, ov, s);
+}
+
+int lm_walk_stats(lm_db *db, const char *field, const struct lm_region *region,
+                  struct lm_walk_stats *out, struct lm_error *err)
+{
+    static const struct lm_region all = {.kind = LM_REGION_ALL};
+    struct lm_selection sel = {.region = region ? *region : all};
+    struct lm_field *f;
+    int rc = read_field(db, field, &sel, &f, err);
+    if (rc)
+        return rc;
+    struct lm_walk_stats s = {0};
+    if (f->tree.root)
+        walk_stats(f->tree.root, &sel.region, LM__PARTIAL, &s);
+    pthread_rwlock_unlock(&db->lock);
+    *out = s;
+    return 0;
 }
