@@ -230,26 +230,14 @@ int lm__field_check_selection(const struct lm_field *f, const struct lm_selectio
 
 /* ---------------------------------------------------------------- selection */
 
-static bool compare(double v, const struct lm_filter *flt)
-{
-    switch (flt->cmp) {
-    case LM_CMP_LT: return v < flt->a;
-    case LM_CMP_LE: return v <= flt->a;
-    case LM_CMP_GT: return v > flt->a;
-    case LM_CMP_GE: return v >= flt->a;
-    case LM_CMP_EQ: return v == flt->a;
-    case LM_CMP_NE: return v != flt->a;
-    case LM_CMP_BETWEEN: return v >= flt->a && v <= flt->b;
-    }
-    return false;
-}
-
 bool lm__row_passes_filters(const struct lm_chunk *c, const struct lm_schema *s,
                             const struct lm_selection *sel, uint32_t i)
 {
-    for (uint32_t k = 0; k < sel->n_filters; k++)
-        if (!compare(lm__chunk_value(c, s, sel->filters[k].column, i), &sel->filters[k]))
+    for (uint32_t k = 0; k < sel->n_filters; k++) {
+        const struct lm_filter *f = &sel->filters[k];
+        if (!lm__filter_holds(lm__chunk_value(c, s, f->column, i), f))
             return false;
+    }
     return true;
 }
 
@@ -789,7 +777,7 @@ static int info_leaf(struct lm__onode *leaf, int overlap, void *ctx)
     return 0;
 }
 
-void lm__field_info(const struct lm_field *f, struct lm_field_info *out)
+void lm__field_stat(const struct lm_field *f, struct lm_field_info *out)
 {
     memset(out, 0, sizeof *out);
     snprintf(out->name, sizeof out->name, "%s", f->name);
@@ -797,13 +785,18 @@ void lm__field_info(const struct lm_field *f, struct lm_field_info *out)
     out->n_samples = f->n_samples;
     out->n_chunks = f->tree.n_chunks;
     out->lsn = f->lsn;
+    if (f->tree.root && f->tree.root->count) {
+        memcpy(out->bounds_min, f->tree.root->bmin, sizeof out->bounds_min);
+        memcpy(out->bounds_max, f->tree.root->bmax, sizeof out->bounds_max);
+    }
+}
+
+void lm__field_info(const struct lm_field *f, struct lm_field_info *out)
+{
+    lm__field_stat(f, out);
     struct info_acc a = {&f->schema, 0, sizeof *f};
     lm__field_walk(f, NULL, info_leaf, &a);
     out->n_voxels = a.voxels;
     out->memory_bytes = a.bytes + (uint64_t)f->tree.map_cap * sizeof(void *) +
                         (uint64_t)f->tree.n_chunks * 2 * sizeof(struct lm__onode);
-    if (f->tree.root && f->tree.root->count) {
-        memcpy(out->bounds_min, f->tree.root->bmin, sizeof out->bounds_min);
-        memcpy(out->bounds_max, f->tree.root->bmax, sizeof out->bounds_max);
-    }
 }

@@ -62,6 +62,8 @@ int lm__field_update(struct lm_field *f, const struct lm_selection *sel, int col
 int lm__field_compact(struct lm_field *f);
 
 void lm__field_info(const struct lm_field *f, struct lm_field_info *out);
+/* The constant-time part of lm__field_info: n_voxels and memory_bytes are left 0. */
+void lm__field_stat(const struct lm_field *f, struct lm_field_info *out);
 
 /* Does row i of chunk c pass the selection's filters (not its region)? */
 bool lm__row_passes_filters(const struct lm_chunk *c, const struct lm_schema *s,

@@ -188,6 +188,11 @@ int lm_field_drop(lm_db *db, const char *name, struct lm_error *err);
 int lm_field_list(lm_db *db, struct lm_field_info *out, size_t cap, size_t *n);
 int lm_field_info(lm_db *db, const char *name, struct lm_field_info *out,
                   struct lm_error *err);
+/* As lm_field_info in constant time, for callers that look a field up per statement
+ * (the query executor): n_voxels and memory_bytes are left 0, which lm_field_info
+ * counts chunk by chunk. */
+int lm_field_stat(lm_db *db, const char *name, struct lm_field_info *out,
+                  struct lm_error *err);
 
 /* ---------------------------------------------------------------- writes */
 
@@ -416,6 +421,20 @@ struct lm_chunk_view {
 typedef int (*lm_chunk_fn)(const struct lm_chunk_view *chunk, void *user);
 int lm_chunks_each(lm_db *db, const char *field, const struct lm_region *region,
                    uint64_t since_lsn, lm_chunk_fn fn, void *user, struct lm_error *err);
+
+/* What the octree walk of a read over `region` (NULL = all) meets, without reading
+ * samples: for query plans (EXPLAIN). The walk classifies octree nodes against the
+ * region from the root down; a node outside it is pruned with its subtree, a node
+ * inside it has every descendant inside. Leaves reached hold one chunk each. */
+struct lm_walk_stats {
+    uint64_t nodes_visited;    /* octree nodes reached (inner and leaves) */
+    uint64_t nodes_pruned;     /* of those, outside the region or empty: subtree skipped */
+    uint64_t chunks_inside;    /* leaves wholly inside the region */
+    uint64_t chunks_partial;   /* leaves the region's boundary crosses */
+    uint64_t samples_inside, samples_partial; /* samples in those chunks */
+};
+int lm_walk_stats(lm_db *db, const char *field, const struct lm_region *region,
+                  struct lm_walk_stats *out, struct lm_error *err);
 
 /* ---------------------------------------------------------------- helpers */
 

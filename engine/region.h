@@ -38,6 +38,22 @@ static inline bool lm__region_contains(const struct lm_region *r, float x, float
     return false;
 }
 
+/* Does value v pass the filter? Values compare as doubles (lumadb.h struct lm_filter);
+ * the selection paths and the query executor's per-sample path share this test. */
+static inline bool lm__filter_holds(double v, const struct lm_filter *f)
+{
+    switch (f->cmp) {
+    case LM_CMP_LT: return v < f->a;
+    case LM_CMP_LE: return v <= f->a;
+    case LM_CMP_GT: return v > f->a;
+    case LM_CMP_GE: return v >= f->a;
+    case LM_CMP_EQ: return v == f->a;
+    case LM_CMP_NE: return v != f->a;
+    case LM_CMP_BETWEEN: return v >= f->a && v <= f->b;
+    }
+    return false;
+}
+
 /* How the box [bmin, bmax] (inclusive) relates to the region. */
 enum lm__overlap lm__region_classify(const struct lm_region *r, const float bmin[3],
                                      const float bmax[3]);

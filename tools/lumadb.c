@@ -5,9 +5,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "cmd_serve.h"
 #include "commands.h"
+#include "cluster.h"
 #include "demo_scene.h"
+#include "exec.h"
+#include "format.h"
 #include "lumadb.h"
 
 static double now(void)
@@ -25,11 +29,21 @@ static int usage(FILE *to)
             "commands:\n"
             "  demo [DIR] [--side N]   generate the demo terrain (N^2 samples, default\n"
             "                          1024^2) in DIR (default data/demo) and query it\n"
+            "  shell [DIR]             interactive LQL shell (history, completion)\n"
+            "  query [DIR] \"LQL\"       run statements; '-' reads them from stdin\n"
+            "  import [DIR] FIELD FILE load a PLY, CSV or XYZ file into FIELD\n"
+            "  export [DIR] FIELD FILE write FIELD (or --where \"...\") as PLY or CSV\n"
             "  serve [DIR] [--port P] [--bind ADDR] [--token T] [--demo]\n"
             "                          HTTP + WebSocket server (see 'lumadb serve --help')\n"
             "  view DIR FIELD [opts]   viewer window (--demo: the demo terrain; --help)\n"
             "  snapshot DIR FIELD --out FILE.png [opts]  one frame offscreen to PNG\n"
-            "  help                    this text\n");
+            "  node DIR --node-id N --peers ID=HOST:PORT/CLIENT,...\n"
+            "                          run one replicated cluster node (lumadb node --help)\n"
+            "  cluster status|add|remove ... --nodes HOST:PORT,...\n"
+            "                          ask a cluster's nodes (lumadb cluster --help)\n"
+            "  help                    this text\n"
+            "\n"
+            "DIR defaults to " LM_CLI_DEFAULT_DIR "; 'lumadb COMMAND --help' for details.\n");
     return to == stderr ? 2 : 0;
 }
 
@@ -85,79 +99,43 @@ static int cmd_demo(int argc, char **argv)
            (double)info.bounds_min[0], (double)info.bounds_min[1], (double)info.bounds_min[2],
            (double)info.bounds_max[0], (double)info.bounds_max[1], (double)info.bounds_max[2]);
 
-    /* 1. aggregate over a box */
-    struct lm_selection box = {.region = {.kind = LM_REGION_BOX,
-                                          .min = {-20, -20, -60}, .max = {20, 20, 60}}};
-    struct lm_aggregate agg;
-    double t0 = now();
-    if ((rc = lm_aggregate(db, field, &box, LM_COL_INTENSITY, &agg, &err)))
-        return lm_db_close(db), fail("aggregate", rc, &err);
-    printf("query: SELECT count(*), avg(intensity), max(intensity) FROM terrain\n"
-           "       WHERE INSIDE BOX (-20,-20,-60) TO (20,20,60)\n"
-           "  -> count %llu, avg %.4f, max %.4f   (%.2f ms)\n\n",
-           (unsigned long long)agg.count, agg.avg, agg.max, (now() - t0) * 1e3);
-
-    /* 2. nearest neighbours of a point on the ground */
-    float p[3] = {10.0f, -5.0f, lm_demo_height(10.0f, -5.0f)};
-    struct lm_rows *rows = NULL;
-    t0 = now();
-    if ((rc = lm_nearest(db, field, p, 3, 0, NULL, &rows, &err)))
-        return lm_db_close(db), fail("nearest", rc, &err);
-    printf("query: SELECT x, y, z, intensity FROM terrain NEAREST 3 TO (%.2f, %.2f, %.2f)\n",
-           (double)p[0], (double)p[1], (double)p[2]);
-    for (size_t i = 0; i < rows->n; i++)
-        printf("  -> (%.3f, %.3f, %.3f) intensity %.4f at distance %.4f\n", (double)rows->x[i],
-               (double)rows->y[i], (double)rows->z[i], (double)rows->intensity[i],
-               (double)rows->distance[i]);
-    printf("  (%.3f ms)\n\n", (now() - t0) * 1e3);
-    lm_rows_free(rows);
-
-    /* 3. direction-dependent radiance: toward the sun's mirror direction and away */
-    float toward[3] = {-0.6f, -0.1f, 0.79f}, away[3] = {0.6f, 0.1f, 0.79f};
-    for (int k = 0; k < 3; k++) {
-        float l1 = sqrtf(toward[0] * toward[0] + toward[1] * toward[1] + toward[2] * toward[2]);
-        toward[k] /= l1 > 0 ? 1.0f : 1.0f;
+    /* Example queries, in LQL through the executor, printed as the shell prints them. */
+    float gx = 10.0f, gy = -5.0f, rx = -30.0f, ry = 12.0f;
+    char q[8][400];
+    snprintf(q[0], sizeof q[0], "SELECT count(*), avg(intensity), max(intensity) FROM %s "
+             "WHERE INSIDE BOX (-20, -20, -60) TO (20, 20, 60)", field);
+    snprintf(q[1], sizeof q[1], "SELECT x, y, z, intensity, distance FROM %s "
+             "NEAREST 3 TO (%g, %g, %.3f)", field, (double)gx, (double)gy,
+             (double)lm_demo_height(gx, gy));
+    /* toward the sun's mirror direction, and away from it */
+    snprintf(q[2], sizeof q[2], "RADIANCE %s AT (%g, %g, %.3f) TOWARD (-0.6, -0.1, 0.79)",
+             field, (double)rx, (double)ry, (double)(lm_demo_height(rx, ry) + 0.2f));
+    snprintf(q[3], sizeof q[3], "RADIANCE %s AT (%g, %g, %.3f) TOWARD (0.6, 0.1, 0.79)",
+             field, (double)rx, (double)ry, (double)(lm_demo_height(rx, ry) + 0.2f));
+    snprintf(q[4], sizeof q[4], "RAYCAST %s FROM (-120, -40, 80) DIR (0.8, 0.3, -0.52) "
+             "MAX 500 RETURN FIRST", field);
+    snprintf(q[5], sizeof q[5], "SELECT count(*) AS n, avg(r), avg(g), avg(b) FROM %s "
+             "GROUP BY LOD 6 ORDER BY n DESC LIMIT 4", field);
+    snprintf(q[6], sizeof q[6], "SELECT material, x, y, z FROM %s WHERE WITHIN 3 OF (0, 0, %.3f)"
+             " AND (material = 1 OR NOT intensity < 0.5) ORDER BY z DESC LIMIT 3", field,
+             (double)lm_demo_height(0, 0));
+    snprintf(q[7], sizeof q[7], "EXPLAIN %.300s", q[0]);
+    for (int k = 0; k < 8; k++) {
+        struct lm_exec_result *res = NULL;
+        printf("lumadb> %s;\n", q[k]);
+        double t0 = now();
+        rc = lm_exec_text(db, q[k], strlen(q[k]), NULL, &res, &err);
+        double dt = now() - t0;
+        if (rc) {
+            lm_cli_error(stderr, "lumadb demo", q[k], &err, rc);
+            lm_db_close(db);
+            return 1;
+        }
+        lm_fmt_result(stdout, stdout, res, LM_FMT_TABLE);
+        printf("Time: %.3f ms\n\n", dt * 1e3);
+        lm_exec_result_free(res);
     }
-    float n1 = sqrtf(toward[0] * toward[0] + toward[1] * toward[1] + toward[2] * toward[2]);
-    float n2 = sqrtf(away[0] * away[0] + away[1] * away[1] + away[2] * away[2]);
-    for (int k = 0; k < 3; k++) {
-        toward[k] /= n1;
-        away[k] /= n2;
-    }
-    float q[3] = {-30.0f, 12.0f, lm_demo_height(-30.0f, 12.0f) + 0.2f}, rgb[3], w;
-    const float *dirs[2] = {toward, away};
-    for (int k = 0; k < 2; k++) {
-        if ((rc = lm_radiance(db, field, q, dirs[k], rgb, &w, &err)))
-            return lm_db_close(db), fail("radiance", rc, &err);
-        printf("query: RADIANCE terrain AT (%.1f, %.1f, %.2f) TOWARD (%.2f, %.2f, %.2f)\n"
-               "  -> rgb (%.4f, %.4f, %.4f)\n",
-               (double)q[0], (double)q[1], (double)q[2], (double)dirs[k][0],
-               (double)dirs[k][1], (double)dirs[k][2], (double)rgb[0], (double)rgb[1],
-               (double)rgb[2]);
-    }
-    printf("\n");
-
-    /* 4. a ray from the sky */
-    float o[3] = {-120.0f, -40.0f, 80.0f}, d[3] = {0.8f, 0.3f, -0.52f};
-    float dl = sqrtf(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]);
-    for (int k = 0; k < 3; k++)
-        d[k] /= dl;
-    struct lm_ray_result *ray = NULL;
-    t0 = now();
-    if ((rc = lm_raycast(db, field, o, d, 500.0f, LM_RAY_FIRST, &ray, &err)))
-        return lm_db_close(db), fail("raycast", rc, &err);
-    printf("query: RAYCAST terrain FROM (%.0f, %.0f, %.0f) DIR (%.3f, %.3f, %.3f) RETURN FIRST\n",
-           (double)o[0], (double)o[1], (double)o[2], (double)d[0], (double)d[1], (double)d[2]);
-    if (ray->n_hits)
-        printf("  -> hit voxel (%d, %d, %d) at distance %.3f, %u samples, mean colour "
-               "(%.3f, %.3f, %.3f)   (%.3f ms)\n",
-               ray->hits[0].voxel[0], ray->hits[0].voxel[1], ray->hits[0].voxel[2],
-               (double)ray->hits[0].t_enter, ray->hits[0].agg.count,
-               (double)ray->hits[0].agg.mean_r, (double)ray->hits[0].agg.mean_g,
-               (double)ray->hits[0].agg.mean_b, (now() - t0) * 1e3);
-    else
-        printf("  -> no hit\n");
-    lm_ray_result_free(ray);
+    printf("more: lumadb shell %s\n", dir);
     lm_db_close(db);
     return 0;
 }
@@ -171,12 +149,24 @@ int main(int argc, char **argv)
         return usage(stdout);
     if (!strcmp(cmd, "demo"))
         return cmd_demo(argc - 2, argv + 2);
+    if (!strcmp(cmd, "shell"))
+        return lm_cmd_shell(argc - 2, argv + 2);
+    if (!strcmp(cmd, "query"))
+        return lm_cmd_query(argc - 2, argv + 2);
+    if (!strcmp(cmd, "import"))
+        return lm_cmd_import(argc - 2, argv + 2);
+    if (!strcmp(cmd, "export"))
+        return lm_cmd_export(argc - 2, argv + 2);
     if (!strcmp(cmd, "serve"))
         return lm_cmd_serve(argc - 2, argv + 2);
     if (!strcmp(cmd, "view"))
         return lm_cmd_view(argc - 2, argv + 2);
     if (!strcmp(cmd, "snapshot"))
         return lm_cmd_snapshot(argc - 2, argv + 2);
+    if (!strcmp(cmd, "node"))
+        return lm_cmd_node(argc - 2, argv + 2);
+    if (!strcmp(cmd, "cluster"))
+        return lm_cmd_cluster(argc - 2, argv + 2);
     fprintf(stderr, "lumadb: unknown command '%s' (try 'lumadb help')\n", cmd);
     return 2;
 }
