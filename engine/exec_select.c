@@ -466,16 +466,26 @@ static void item_value(const struct item *it, const struct lm__row *r, float dis
         *v = (struct lm_exec_value){it->type, .d = lm__row_value(r, it->col)};
 }
 
+/* The cell of a sample at the plan's level, by the engine's rule (floor of position
+ * over voxel size, then an arithmetic shift); a chunk view knows its chunk. */
+static void cell_of(const struct plan *pl, const struct lm__row *r, int64_t k[3])
+{
+    if (pl->group == LM_LQL_GROUP_CHUNK && r->view) {
+        for (int a = 0; a < 3; a++)
+            k[a] = r->view->coord[a];
+        return;
+    }
+    for (int a = 0; a < 3; a++)
+        k[a] = lm_voxel_of((float)lm__row_value(r, LM_COL_X + a), pl->f.inv_voxel) >> pl->level;
+}
+
 /* One matching sample. Returns 0, STOP, or an error. */
 static int sink(struct run *q, const struct lm__row *r, float dist)
 {
     const struct plan *pl = q->pl;
     if (pl->group != LM_LQL_GROUP_NONE) {
-        const float p[3] = {(float)lm__row_value(r, LM_COL_X), (float)lm__row_value(r, LM_COL_Y),
-                            (float)lm__row_value(r, LM_COL_Z)};
         int64_t k[3];
-        for (int a = 0; a < 3; a++)
-            k[a] = lm_voxel_of(p[a], pl->f.inv_voxel) >> pl->level; /* floor, as the engine */
+        cell_of(pl, r, k);
         struct acc *acc;
         if (q->has_last && k[0] == q->last_key[0] && k[1] == q->last_key[1] &&
             k[2] == q->last_key[2]) {
