@@ -114,8 +114,10 @@ static void end_to_end(lm_db *db, int reps)
         {"count, OR of two spheres (per sample)",
          "SELECT count(*) FROM terrain WHERE WITHIN 15 OF (0, 0, 0) OR WITHIN 15 OF "
          "(60, 60, 0)"},
-        {"count, NOT over every sample (chunk stream)",
+        {"count, NOT of an OR of comparisons (pushed down)",
          "SELECT count(*) FROM terrain WHERE NOT (material = 1 OR intensity < 0.2)"},
+        {"count, NOT of a sphere (chunk stream, every sample)",
+         "SELECT count(*) FROM terrain WHERE NOT WITHIN 50 OF (0, 0, 0)"},
         {"aggregate, full scan (lm_aggregate)",
          "SELECT count(*), sum(intensity), min(t), max(t) FROM terrain WHERE intensity > 0.5"},
         {"NEAREST 10", "SELECT * FROM terrain NEAREST 10 TO (10, -5, 6.7)"},

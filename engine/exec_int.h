@@ -129,12 +129,12 @@ bool lm__pred_eval(const struct lm__pred *p, const struct lm__row *r);
 
 /* What of a predicate the engine can take. sel holds conditions every matching sample
  * meets (its region a bounding box of the rest where it has none); exact when sel is
- * the whole predicate; nothing when no sample can match. */
+ * the whole predicate; nothing when no sample can match. -ENOMEM only. */
 struct lm__push {
     bool exact, nothing;
     struct lm_selection sel;
 };
-void lm__pred_push(const struct lm__pred *p, struct lm__push *out);
+int lm__pred_push(struct lm__exec *ex, const struct lm__pred *p, struct lm__push *out);
 
 /* The predicate as a union of selections (its disjunctive form); *ok false when some
  * term is no selection or there would be more than `max_terms`. Terms that match

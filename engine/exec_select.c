@@ -267,7 +267,8 @@ static int plan_select(struct lm__exec *ex, const struct lm_lql_stmt *s, struct 
     pl->limit = q->has_limit ? (uint64_t)q->limit.number : 0;
     if ((rc = lm__pred_compile(ex, &pl->f, q->where, &pl->where)))
         return rc;
-    lm__pred_push(pl->where, &pl->push);
+    if ((rc = lm__pred_push(ex, pl->where, &pl->push)))
+        return rc;
     const struct lm_selection *sel = &pl->push.sel;
     bool everything = pl->push.exact && sel->region.kind == LM_REGION_ALL && !sel->n_filters;
     if (pl->push.nothing) {
@@ -445,9 +446,14 @@ struct run {
     struct lm_exec_value *rowbuf;
     uint64_t emitted;
     size_t since_check;
+    int64_t last_key[3];         /* the cell of the previous sample and its group: samples */
+    size_t last_group;           /* come cell after cell (chunks, Morton order) */
+    bool has_last;
 };
 
 #define STOP 1 /* a sink's "enough rows" */
+
+static int sort_rows(struct run *q);
 
 static void item_value(const struct item *it, const struct lm__row *r, float dist,
                        struct lm_exec_value *v)
@@ -460,19 +466,37 @@ static void item_value(const struct item *it, const struct lm__row *r, float dis
         *v = (struct lm_exec_value){it->type, .d = lm__row_value(r, it->col)};
 }
 
+/* The cell of a sample at the plan's level, by the engine's rule (floor of position
+ * over voxel size, then an arithmetic shift); a chunk view knows its chunk. */
+static void cell_of(const struct plan *pl, const struct lm__row *r, int64_t k[3])
+{
+    if (pl->group == LM_LQL_GROUP_CHUNK && r->view) {
+        for (int a = 0; a < 3; a++)
+            k[a] = r->view->coord[a];
+        return;
+    }
+    for (int a = 0; a < 3; a++)
+        k[a] = lm_voxel_of((float)lm__row_value(r, LM_COL_X + a), pl->f.inv_voxel) >> pl->level;
+}
+
 /* One matching sample. Returns 0, STOP, or an error. */
 static int sink(struct run *q, const struct lm__row *r, float dist)
 {
     const struct plan *pl = q->pl;
     if (pl->group != LM_LQL_GROUP_NONE) {
-        const float p[3] = {(float)lm__row_value(r, LM_COL_X), (float)lm__row_value(r, LM_COL_Y),
-                            (float)lm__row_value(r, LM_COL_Z)};
         int64_t k[3];
-        for (int a = 0; a < 3; a++)
-            k[a] = lm_voxel_of(p[a], pl->f.inv_voxel) >> pl->level; /* floor, as the engine */
-        struct acc *acc = groups_find(&q->groups, k, pl->n_items);
-        if (!acc)
-            return -ENOMEM;
+        cell_of(pl, r, k);
+        struct acc *acc;
+        if (q->has_last && k[0] == q->last_key[0] && k[1] == q->last_key[1] &&
+            k[2] == q->last_key[2]) {
+            acc = &q->groups.acc[q->last_group * pl->n_items];
+        } else {
+            if (!(acc = groups_find(&q->groups, k, pl->n_items)))
+                return -ENOMEM;
+            memcpy(q->last_key, k, sizeof k);
+            q->last_group = (size_t)(acc - q->groups.acc) / (pl->n_items ? pl->n_items : 1);
+            q->has_last = true;
+        }
         for (size_t i = 0; i < pl->n_items; i++)
             acc_add(&acc[i], &pl->items[i], r, dist);
         return 0;
@@ -498,6 +522,12 @@ static int sink(struct run *q, const struct lm__row *r, float dist)
         int rc = q->each(v, pl->n_items, q->user);
         if (rc)
             return rc;
+    } else if (pl->n_order && pl->has_limit && q->res->n_rows >= 2 * pl->limit + 4096) {
+        /* ORDER BY ... LIMIT n: only the first n rows of the sorted prefix can be in the
+         * answer (later rows sort after their equals), so the rest goes now */
+        if (sort_rows(q))
+            return -ENOMEM;
+        q->res->n_rows = (size_t)pl->limit;
     }
     return pl->has_limit && !pl->n_order && q->emitted >= pl->limit ? STOP : 0;
 }
@@ -723,8 +753,8 @@ static void merge_sort(const struct sorter *s, size_t *v, size_t *tmp, size_t n)
     memcpy(v, tmp, n * sizeof *v);
 }
 
-/* ORDER BY, then LIMIT, then dropping the sort-only columns. */
-static int finish_table(struct run *q)
+/* Sorts the table's rows by ORDER BY, stably. */
+static int sort_rows(struct run *q)
 {
     struct lm_exec_result *res = q->res;
     const struct plan *pl = q->pl;
@@ -750,6 +780,17 @@ static int finish_table(struct run *q)
         lm_free(ord);
         lm_free(tmp);
     }
+    return 0;
+}
+
+/* ORDER BY, then LIMIT, then dropping the sort-only columns. */
+static int finish_table(struct run *q)
+{
+    struct lm_exec_result *res = q->res;
+    const struct plan *pl = q->pl;
+    size_t w = res->n_columns;
+    if (sort_rows(q))
+        return -ENOMEM;
     if (pl->has_limit && res->n_rows > pl->limit)
         res->n_rows = (size_t)pl->limit;
     if (pl->n_hidden) {

@@ -515,25 +515,32 @@ static bool gather_finish(struct gather *g, struct lm_selection *sel)
     return !g->residual;
 }
 
-void lm__pred_push(const struct lm__pred *p, struct lm__push *out)
+static struct lm__pred *nnf(struct lm__exec *ex, const struct lm__pred *p, bool neg);
+
+int lm__pred_push(struct lm__exec *ex, const struct lm__pred *p, struct lm__push *out)
 {
+    /* NOT moved onto comparisons first: NOT (a = 1 OR b < 2) is a != 1 AND b >= 2 */
+    const struct lm__pred *q = nnf(ex, p, false);
+    if (!q)
+        return oom(ex);
+    p = q;
     struct gather g;
     gather_init(&g);
     gather(&g, p, true);
     out->exact = gather_finish(&g, &out->sel);
     out->nothing = g.nothing;
     if (out->exact || out->nothing)
-        return;
+        return 0;
     /* Candidates: narrow an ALL or BOX region by the bounding box of the whole. */
     struct bbox b;
     pred_bbox(p, &b);
     if (bbox_empty(&b)) {
         out->nothing = true;
-        return;
+        return 0;
     }
     struct lm_region *r = &out->sel.region;
     if (r->kind != LM_REGION_ALL && r->kind != LM_REGION_BOX)
-        return;
+        return 0;
     bool bounded = false;
     float lo[3] = {-FLT_MAX, -FLT_MAX, -FLT_MAX}, hi[3] = {FLT_MAX, FLT_MAX, FLT_MAX};
     for (int a = 0; a < 3; a++) {
@@ -541,7 +548,7 @@ void lm__pred_push(const struct lm__pred *p, struct lm__push *out)
             bounded = true;
     }
     if (!bounded)
-        return;
+        return 0;
     if (r->kind == LM_REGION_ALL) {
         r->kind = LM_REGION_BOX;
         memcpy(r->min, lo, sizeof lo);
@@ -555,6 +562,7 @@ void lm__pred_push(const struct lm__pred *p, struct lm__push *out)
     for (int a = 0; a < 3; a++)
         if (r->min[a] > r->max[a])
             out->nothing = true;
+    return 0;
 }
 
 /* ---------------------------------------------------------------- disjunctive terms */

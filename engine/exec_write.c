@@ -286,7 +286,8 @@ static int plan_write(struct lm__exec *ex, const struct lm_lql_stmt *s, struct w
         }
         pl->n_sets = u->n_sets;
     }
-    lm__pred_push(pl->where, &pl->push);
+    if ((rc = lm__pred_push(ex, pl->where, &pl->push)))
+        return rc;
     bool ok = false;
     if (pl->push.nothing)
         pl->mode = W_NOTHING;

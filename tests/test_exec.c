@@ -272,6 +272,26 @@ static void select_orders_stably_limits_and_names_columns(void **state)
     lm_exec_result_free(r);
 }
 
+static void order_by_with_limit_over_many_rows_keeps_the_first(void **state)
+{
+    lm_db *db = ((struct fixture *)*state)->db;
+    grid(db, 9000); /* ids 0..8999; tag = id % 3; w = id / 2 */
+    /* ties on tag: the first 10 of tag 0 in storage order */
+    struct lm_exec_result *a = run(db, "SELECT id FROM g ORDER BY tag LIMIT 10");
+    struct lm_exec_result *b = run(db, "SELECT id FROM g WHERE tag = 0 LIMIT 10");
+    assert_int_equal(a->n_rows, 10);
+    for (size_t i = 0; i < 10; i++)
+        assert_int_equal(ival(a, i, 0), ival(b, i, 0));
+    lm_exec_result_free(a);
+    lm_exec_result_free(b);
+    a = run(db, "SELECT id, w FROM g WHERE NOT (tag = 1) ORDER BY w DESC, id LIMIT 5");
+    assert_int_equal(a->n_rows, 5);
+    static const int want[] = {8999, 8997, 8996, 8994, 8993}; /* tag != 1, largest w */
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(ival(a, i, 0), want[i]);
+    lm_exec_result_free(a);
+}
+
 static void aggregates_agree_on_every_path_and_are_null_when_empty(void **state)
 {
     lm_db *db = ((struct fixture *)*state)->db;
@@ -543,6 +563,10 @@ static void explain_describes_the_plan_of_every_statement(void **state)
     assert_true(plan_has(r, "index", "kd-tree"));
     assert_true(plan_has(r, "kernel", "scan kernel"));
     assert_true(plan_has(r, "estimate", "7 of 64"));
+    lm_exec_result_free(r);
+    r = run(db, "EXPLAIN SELECT x FROM g WHERE NOT (tag = 1 OR NOT intensity < 1)");
+    assert_true(plan_has(r, "where", "pushed down whole: intensity < 1 AND tag != 1") ||
+                plan_has(r, "where", "pushed down whole: tag != 1 AND intensity < 1"));
     lm_exec_result_free(r);
     r = run(db, "EXPLAIN SELECT count(*) FROM g WHERE x < 1 OR WITHIN 1 OF (4, 4, 4)");
     assert_true(plan_has(r, "where", "candidates"));
@@ -1099,6 +1123,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(select_orders_stably_limits_and_names_columns, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(order_by_with_limit_over_many_rows_keeps_the_first,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(aggregates_agree_on_every_path_and_are_null_when_empty,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(group_by_voxel_chunk_and_lod_count_every_cell, setup,
