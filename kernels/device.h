@@ -2,8 +2,9 @@
  * process-wide OpenCL runtime behind the OpenCL tables, and the record of the paths
  * that ran, for EXPLAIN.
  *
- * Owns: the shared lm_cl runtime (opened on first need, closed at exit), the mode
- * and log settings, and a per-thread record of kernel paths.
+ * Owns: the shared lm_cl runtime (opened on first need and kept until the process
+ * exits: OpenCL drivers tear themselves down at exit), the mode and log settings, and
+ * a per-thread record of kernel paths.
  *
  * Choice: LUMADB_DEVICE=cpu never touches OpenCL; =opencl sends every call to the
  * OpenCL table when there is a device; =auto (the default, also for unknown values)
@@ -37,7 +38,7 @@ enum lm_device_mode { LM_DEVICE_AUTO = 0, LM_DEVICE_CPU, LM_DEVICE_OPENCL };
 struct lm_device_opts {
     enum lm_device_mode mode; /* AUTO here defers to $LUMADB_DEVICE */
     const char *cache_dir;    /* NULL: the data dir's kcache/ or the user cache */
-    lm_cl_log_fn log;         /* NULL: lines are dropped (lm_device_status keeps the last) */
+    lm_cl_log_fn log;         /* NULL: lines are dropped (lm_device_status keeps why) */
     void *log_user;
 };
 

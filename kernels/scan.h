@@ -7,7 +7,7 @@
  * LM_SCAN_MAX_PREDS predicates `column <op> a [b]`, then either the indices of the
  * matching rows or an aggregate (count, sum, min, max) of one column over them.
  * lm_scan_plan_init() checks and compiles the scan once; an implementation (a
- * struct lm_scan_table: scalar, AVX2, later OpenCL) runs the compiled plan.
+ * struct lm_scan_table: scalar, AVX2, OpenCL) runs the compiled plan.
  *
  * Invariants:
  *  (1) Every implementation returns the same selection vector, count, min and max,
@@ -123,7 +123,7 @@ struct lm_scan_agg {
  * lm_scan_aggregate, which check them. A new implementation adds a table and a getter
  * below and joins the comparison in tests/test_kernels_scan.c. */
 struct lm_scan_table {
-    const char *name; /* "scalar", "avx2" */
+    const char *name; /* "scalar", "avx2", "opencl" */
     /* Writes the indices of matching rows into sel (room for p->n, invariant (6));
      * returns their number. */
     size_t (*select)(const struct lm_scan_plan *p, uint32_t *sel);
