@@ -769,6 +769,8 @@ int lm_wal_append(lm_wal *w, uint16_t type, const struct iovec *parts, int npart
 
 uint64_t lm_wal_last_lsn(lm_wal *w)
 {
+    if (!w)
+        return 0;
     pthread_mutex_lock(&w->mu);
     uint64_t l = w->next_lsn - 1;
     pthread_mutex_unlock(&w->mu);

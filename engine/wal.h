@@ -117,7 +117,7 @@ int lm_wal_replay(lm_wal *w, uint64_t after_lsn,
  * the rotation's or directory's fsync (the log is then failed). */
 int lm_wal_truncate_upto(lm_wal *w, uint64_t lsn);
 
-/* LSN of the last record written (0 when none ever was), durable or not. */
+/* LSN of the last record written (0 when none ever was, or w is NULL), durable or not. */
 uint64_t lm_wal_last_lsn(lm_wal *w);
 
 /* Writes and fdatasyncs pending records (whatever the policy), then closes the files
