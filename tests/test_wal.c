@@ -496,12 +496,14 @@ static void last_segment_with_a_header_cut_short_is_rewritten(void **state)
 /* ---------------------------------------------------------------- crashes */
 
 /* Opens through a fault backend whose every call from the nth on fails (the machine
- * stops), appends until an append fails, crashes, and checks on reopen that every
- * acknowledged record is there and the log is a clean prefix of what was written. */
+ * stops), appends until an append fails, and then either loses power at once or (with
+ * `restart`) first restarts the process: reopens through the same backend, checks,
+ * appends two more acknowledged records, and then loses power. On reopen every
+ * acknowledged record must be there and the log a clean prefix of what was written. */
 static void crash_at_every_call_keeps_acknowledged_records(struct fixture *fx,
-                                                           enum lm_sync sync)
+                                                           enum lm_sync sync, bool restart)
 {
-    const uint64_t total = 40;
+    const uint64_t total = 30;
     bool completed = false;
     for (uint64_t nth = 1; !completed; nth++) {
         assert_true(nth < 1000);
@@ -524,16 +526,27 @@ static void crash_at_every_call_keeps_acknowledged_records(struct fixture *fx,
             if (acked < total)
                 assert_int_not_equal(crc, 0);
         }
+        w = NULL;
+        if (restart) { /* the process died; the machine did not */
+            lm_io_fault_fail(io, LM_IO_OP_ANY, 0, 0, false);
+            w = open_log(fx, io, sync, 1024);
+            uint64_t last = lm_wal_last_lsn(w);
+            assert_true(last >= acked);
+            assert_int_equal(replay_count(w, 0, 0), last);
+            put_range(w, last + 1, last + 2, 0);
+            acked = last + 2;
+        }
         assert_int_equal(lm_io_fault_crash(io, LM_IO_FAULT_TEAR |
                                                    (nth % 2 ? LM_IO_FAULT_IN_ORDER : 0)),
                          0);
+        lm_wal_close(w);
         lm_io_fault_free(io);
 
         w = open_log(fx, NULL, sync, 1024);
         uint64_t last = lm_wal_last_lsn(w);
         if (last < acked)
-            fail_msg("call %" PRIu64 " failed: %" PRIu64 " acknowledged, %" PRIu64
-                     " recovered", nth, acked, last);
+            fail_msg("call %" PRIu64 " failed%s: %" PRIu64 " acknowledged, %" PRIu64
+                     " recovered", nth, restart ? " (then a restart)" : "", acked, last);
         assert_int_equal(replay_count(w, 0, 0), last);
         put_range(w, last + 1, last + 2, 0);
         assert_int_equal(lm_wal_close(w), 0);
@@ -542,12 +555,19 @@ static void crash_at_every_call_keeps_acknowledged_records(struct fixture *fx,
 
 static void crash_at_any_call_loses_no_acknowledged_record_always(void **state)
 {
-    crash_at_every_call_keeps_acknowledged_records(*state, LM_SYNC_ALWAYS);
+    crash_at_every_call_keeps_acknowledged_records(*state, LM_SYNC_ALWAYS, false);
 }
 
 static void crash_at_any_call_loses_no_acknowledged_record_group(void **state)
 {
-    crash_at_every_call_keeps_acknowledged_records(*state, LM_SYNC_GROUP);
+    crash_at_every_call_keeps_acknowledged_records(*state, LM_SYNC_GROUP, false);
+}
+
+static void restart_after_a_failed_call_then_power_loss_loses_nothing_acknowledged(
+    void **state)
+{
+    crash_at_every_call_keeps_acknowledged_records(*state, LM_SYNC_ALWAYS, true);
+    crash_at_every_call_keeps_acknowledged_records(*state, LM_SYNC_GROUP, true);
 }
 
 /* Acknowledged records, then more handed to the OS but never synced (NONE policy, or a
@@ -807,6 +827,7 @@ int main(void)
         T(last_segment_with_a_header_cut_short_is_rewritten),
         T(crash_at_any_call_loses_no_acknowledged_record_always),
         T(crash_at_any_call_loses_no_acknowledged_record_group),
+        T(restart_after_a_failed_call_then_power_loss_loses_nothing_acknowledged),
         T(crash_drops_the_unacknowledged_tail_cleanly),
         T(crash_under_sync_none_leaves_a_clean_prefix_across_segments),
         T(failed_fsync_is_returned_never_retried_and_sticky),
