@@ -270,13 +270,10 @@ int lm_io_mkdir_durable(const struct lm_io *io, const char *path, bool *created,
                         struct lm_error *err)
 {
     int rc = io->mkdir(io->ctx, path, 0755);
-    if (rc == -EEXIST) {
-        if (created)
-            *created = false;
-        return 0;
-    }
-    if (rc)
+    bool made = rc == 0;
+    if (rc && rc != -EEXIST)
         return lm__fail(err, rc, "%s: cannot create directory: %s", path, lm_strerror(rc));
+    /* Synced even when it existed: whoever made it may have died before doing so. */
     char parent[4096];
     rc = lm_io_parent(path, parent, sizeof parent);
     if (!rc)
@@ -285,6 +282,6 @@ int lm_io_mkdir_durable(const struct lm_io *io, const char *path, bool *created,
         return lm__fail(err, rc, "%s: fsync of parent directory failed: %s", path,
                         lm_strerror(rc));
     if (created)
-        *created = true;
+        *created = made;
     return 0;
 }

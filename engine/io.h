@@ -71,7 +71,8 @@ int lm_io_read_file(const struct lm_io *io, const char *path, void **data, size_
                     struct lm_error *err);
 
 /* Creates directory `path` (mode 0755) unless it exists, then fsyncs its parent so the
- * new entry survives a crash. *created (optional) tells whether it was made. */
+ * entry survives a crash (also when it existed: its maker may have died before that).
+ * *created (optional) tells whether this call made it. */
 int lm_io_mkdir_durable(const struct lm_io *io, const char *path, bool *created,
                         struct lm_error *err);
 

@@ -433,8 +433,8 @@ static int seg_open(lm_wal *w, uint64_t first, bool rw, int *fd_out, uint64_t *s
 }
 
 /* Makes the last segment (open read-write as fd, `size` bytes) end after its last good
- * record: rewrites a header cut short by a crash, cuts off a torn tail, and sets the
- * append position and LSNs. */
+ * record: rewrites a header cut short by a crash, cuts off a torn tail, fdatasyncs the
+ * result, and sets the append position and LSNs. */
 static int recover_last(lm_wal *w, int fd, uint64_t size, bool torn_header,
                         struct lm_error *err)
 {
@@ -449,7 +449,6 @@ static int recover_last(lm_wal *w, int fd, uint64_t size, bool torn_header,
         seg_header_encode(h, first);
         if (!(rc = io->ftruncate(io->ctx, fd, 0)))
             rc = io->pwrite(io->ctx, fd, h, SEG_HDR, 0);
-        size = SEG_HDR;
     } else {
         struct reader r = {.io = io, .fd = fd, .size = size};
         rc = scan_segment(&r, first, 0, NULL, NULL, &s);
@@ -460,7 +459,9 @@ static int recover_last(lm_wal *w, int fd, uint64_t size, bool torn_header,
         if (!rc && s.end != size)
             rc = io->ftruncate(io->ctx, fd, s.end);
     }
-    if (!rc && (torn_header || s.end != size))
+    /* Synced even when nothing was cut: records a dead process left in the page cache
+     * are visible but maybe not durable, and appends are about to build on them. */
+    if (!rc)
         rc = io->fdatasync(io->ctx, fd);
     if (rc)
         return lm__fail(err, rc, "%s: cannot cut off the torn tail: %s", path,
@@ -580,6 +581,12 @@ int lm_wal_open(const struct lm_wal_opts *o, lm_wal **out, struct lm_error *err)
     if ((rc = seg_open(w, w->segs[w->n_segs - 1], true, &w->fd, &size, &torn_header, err)) ||
         (rc = recover_last(w, w->fd, size, torn_header, err)))
         goto fail;
+    /* A process that died between creating a segment and fsyncing the directory left
+     * a name that is visible but not durable: make it durable before appending to it. */
+    if ((rc = w->io->sync_dir(w->io->ctx, w->dir))) {
+        lm__fail(err, rc, "%s: fsync of directory failed: %s", w->dir, lm_strerror(rc));
+        goto fail;
+    }
     *out = w;
     return 0;
 fail:
@@ -781,6 +788,8 @@ int lm_wal_append(lm_wal *w, uint16_t type, const struct iovec *parts, int npart
 
 uint64_t lm_wal_last_lsn(lm_wal *w)
 {
+    if (!w)
+        return 0;
     pthread_mutex_lock(&w->mu);
     uint64_t l = w->next_lsn - 1;
     pthread_mutex_unlock(&w->mu);

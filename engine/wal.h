@@ -63,8 +63,10 @@ struct lm_wal_opts {
 
 /* Opens the log in opts->dir, creating the directory and a first segment (LSN 1) when
  * there is none. Reads every segment header and scans the last segment: a torn record
- * at its end (and everything after it) is cut off and the cut made durable, so that
- * appends continue after the last good record. Older segments are checked by replay.
+ * at its end (and everything after it) is cut off, so that appends continue after the
+ * last good record. Then fdatasyncs that segment and fsyncs the directory: what a
+ * process that died left behind may be visible without being durable yet, and new
+ * records are about to build on it. Older segments are checked by replay.
  * Errors: LM_EBADARG (no opts or dir, bad policy); LM_EVERSION for a segment written
  * by a newer format (err names the file); LM_ECORRUPT for a damaged header, a name
  * that disagrees with its header, or a bad record in the last segment that cannot be a
@@ -117,7 +119,7 @@ int lm_wal_replay(lm_wal *w, uint64_t after_lsn,
  * the rotation's or directory's fsync (the log is then failed). */
 int lm_wal_truncate_upto(lm_wal *w, uint64_t lsn);
 
-/* LSN of the last record written (0 when none ever was), durable or not. */
+/* LSN of the last record written (0 when none ever was, or w is NULL), durable or not. */
 uint64_t lm_wal_last_lsn(lm_wal *w);
 
 /* Writes and fdatasyncs pending records (whatever the policy), then closes the files

@@ -1,5 +1,8 @@
 /* test_wal.c - the write-ahead log: round trips, rotation, truncation, torn tails,
- * corruption, versions, crashes through the fault backend, failures, group commit. */
+ * corruption, versions, crashes through the fault backend, failures, group commit.
+ * Most tests use `fast`, the POSIX table with fsyncs made no-ops: durability is what
+ * the fault backend models, and real fsyncs would only make the run slow and its
+ * time depend on the disk. One round trip goes through the real POSIX table. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +21,22 @@
 #include "io.h"
 #include "tmpdir.h"
 #include "wal.h"
+
+static struct lm_io fast; /* set up in main() */
+
+static int no_sync(void *ctx, int fd)
+{
+    (void)ctx;
+    (void)fd;
+    return 0;
+}
+
+static int no_sync_dir(void *ctx, const char *path)
+{
+    (void)ctx;
+    (void)path;
+    return 0;
+}
 
 struct fixture {
     char root[64];
@@ -124,8 +143,8 @@ static uint64_t replay_count(lm_wal *w, uint64_t after, uint32_t salt)
 static lm_wal *open_log(struct fixture *fx, const struct lm_io *io, enum lm_sync sync,
                         uint64_t segment_bytes)
 {
-    struct lm_wal_opts o = {.io = io, .dir = fx->dir, .segment_bytes = segment_bytes,
-                            .sync = sync};
+    struct lm_wal_opts o = {.io = io ? io : &fast, .dir = fx->dir,
+                            .segment_bytes = segment_bytes, .sync = sync};
     lm_wal *w = NULL;
     struct lm_error err;
     int rc = lm_wal_open(&o, &w, &err);
@@ -241,6 +260,16 @@ static void records_round_trip_across_segment_rotations(void **state)
     assert_int_equal(replay_count(w, 0, 0), 1001);
     assert_int_equal(lm_wal_close(w), 0);
     assert_int_equal(lm_wal_close(NULL), 0);
+
+    /* The same through the real POSIX table (real fsyncs: kept short). */
+    reset_dir(fx);
+    w = open_log(fx, lm_io_posix(), LM_SYNC_ALWAYS, 1024);
+    put_range(w, 1, 30, 0);
+    assert_int_equal(lm_wal_close(w), 0);
+    assert_true(segment_count(fx) > 3);
+    w = open_log(fx, lm_io_posix(), LM_SYNC_ALWAYS, 1024);
+    assert_int_equal(replay_count(w, 0, 0), 30);
+    assert_int_equal(lm_wal_close(w), 0);
 }
 
 static int stop_at_three(void *ctx, uint64_t lsn, uint16_t type, const void *p, size_t n)
@@ -255,7 +284,7 @@ static int stop_at_three(void *ctx, uint64_t lsn, uint16_t type, const void *p, 
 static void replay_stops_when_the_visitor_says_so_and_rejects_misuse(void **state)
 {
     struct fixture *fx = *state;
-    struct lm_wal_opts bad = {.dir = NULL};
+    struct lm_wal_opts bad = {.io = &fast, .dir = NULL};
     lm_wal *w = NULL;
     struct lm_error err;
     assert_int_equal(lm_wal_open(&bad, &w, &err), LM_EBADARG);
@@ -403,7 +432,7 @@ static void well_checksummed_record_with_a_wrong_lsn_is_corruption_not_a_tail(vo
     memcpy(img + off, &crc, 4); /* little-endian host */
     spill(path, img, size);
     lm_free(img);
-    struct lm_wal_opts o = {.dir = fx->dir};
+    struct lm_wal_opts o = {.io = &fast, .dir = fx->dir};
     struct lm_error err;
     lm_wal *w2 = NULL;
     assert_int_equal(lm_wal_open(&o, &w2, &err), LM_ECORRUPT);
@@ -422,7 +451,7 @@ static void newer_format_version_is_refused_naming_the_file(void **state)
     uint32_t crc = lm_crc32c(0, img, 28);
     memcpy(img + 28, &crc, 4);
     spill(path, img, size);
-    struct lm_wal_opts o = {.dir = fx->dir};
+    struct lm_wal_opts o = {.io = &fast, .dir = fx->dir};
     struct lm_error err;
     lm_wal *w2 = NULL;
     assert_int_equal(lm_wal_open(&o, &w2, &err), LM_EVERSION);
@@ -467,18 +496,20 @@ static void last_segment_with_a_header_cut_short_is_rewritten(void **state)
 /* ---------------------------------------------------------------- crashes */
 
 /* Opens through a fault backend whose every call from the nth on fails (the machine
- * stops), appends until an append fails, crashes, and checks on reopen that every
- * acknowledged record is there and the log is a clean prefix of what was written. */
+ * stops), appends until an append fails, and then either loses power at once or (with
+ * `restart`) first restarts the process: reopens through the same backend, checks,
+ * appends two more acknowledged records, and then loses power. On reopen every
+ * acknowledged record must be there and the log a clean prefix of what was written. */
 static void crash_at_every_call_keeps_acknowledged_records(struct fixture *fx,
-                                                           enum lm_sync sync)
+                                                           enum lm_sync sync, bool restart)
 {
-    const uint64_t total = 40;
+    const uint64_t total = 30;
     bool completed = false;
     for (uint64_t nth = 1; !completed; nth++) {
         assert_true(nth < 1000);
         reset_dir(fx);
         struct lm_io *io;
-        assert_int_equal(lm_io_fault_new(lm_io_posix(), nth, &io), 0);
+        assert_int_equal(lm_io_fault_new(&fast, nth, &io), 0);
         lm_io_fault_fail(io, LM_IO_OP_ANY, nth, EIO, true);
         struct lm_wal_opts o = {.io = io, .dir = fx->dir, .segment_bytes = 1024,
                                 .sync = sync};
@@ -495,16 +526,27 @@ static void crash_at_every_call_keeps_acknowledged_records(struct fixture *fx,
             if (acked < total)
                 assert_int_not_equal(crc, 0);
         }
+        w = NULL;
+        if (restart) { /* the process died; the machine did not */
+            lm_io_fault_fail(io, LM_IO_OP_ANY, 0, 0, false);
+            w = open_log(fx, io, sync, 1024);
+            uint64_t last = lm_wal_last_lsn(w);
+            assert_true(last >= acked);
+            assert_int_equal(replay_count(w, 0, 0), last);
+            put_range(w, last + 1, last + 2, 0);
+            acked = last + 2;
+        }
         assert_int_equal(lm_io_fault_crash(io, LM_IO_FAULT_TEAR |
                                                    (nth % 2 ? LM_IO_FAULT_IN_ORDER : 0)),
                          0);
+        lm_wal_close(w);
         lm_io_fault_free(io);
 
         w = open_log(fx, NULL, sync, 1024);
         uint64_t last = lm_wal_last_lsn(w);
         if (last < acked)
-            fail_msg("call %" PRIu64 " failed: %" PRIu64 " acknowledged, %" PRIu64
-                     " recovered", nth, acked, last);
+            fail_msg("call %" PRIu64 " failed%s: %" PRIu64 " acknowledged, %" PRIu64
+                     " recovered", nth, restart ? " (then a restart)" : "", acked, last);
         assert_int_equal(replay_count(w, 0, 0), last);
         put_range(w, last + 1, last + 2, 0);
         assert_int_equal(lm_wal_close(w), 0);
@@ -513,12 +555,19 @@ static void crash_at_every_call_keeps_acknowledged_records(struct fixture *fx,
 
 static void crash_at_any_call_loses_no_acknowledged_record_always(void **state)
 {
-    crash_at_every_call_keeps_acknowledged_records(*state, LM_SYNC_ALWAYS);
+    crash_at_every_call_keeps_acknowledged_records(*state, LM_SYNC_ALWAYS, false);
 }
 
 static void crash_at_any_call_loses_no_acknowledged_record_group(void **state)
 {
-    crash_at_every_call_keeps_acknowledged_records(*state, LM_SYNC_GROUP);
+    crash_at_every_call_keeps_acknowledged_records(*state, LM_SYNC_GROUP, false);
+}
+
+static void restart_after_a_failed_call_then_power_loss_loses_nothing_acknowledged(
+    void **state)
+{
+    crash_at_every_call_keeps_acknowledged_records(*state, LM_SYNC_ALWAYS, true);
+    crash_at_every_call_keeps_acknowledged_records(*state, LM_SYNC_GROUP, true);
 }
 
 /* Acknowledged records, then more handed to the OS but never synced (NONE policy, or a
@@ -532,7 +581,7 @@ static void crash_drops_the_unacknowledged_tail_cleanly(void **state)
                                                                          : LM_SYNC_ALWAYS;
         reset_dir(fx);
         struct lm_io *io;
-        assert_int_equal(lm_io_fault_new(lm_io_posix(), seed, &io), 0);
+        assert_int_equal(lm_io_fault_new(&fast, seed, &io), 0);
         lm_wal *w = open_log(fx, io, sync, 0);
         put_range(w, 1, 10, 0);
         if (sync == LM_SYNC_NONE) {
@@ -575,7 +624,7 @@ static void crash_under_sync_none_leaves_a_clean_prefix_across_segments(void **s
     for (uint64_t seed = 1; seed <= 8; seed++) {
         reset_dir(fx);
         struct lm_io *io;
-        assert_int_equal(lm_io_fault_new(lm_io_posix(), seed, &io), 0);
+        assert_int_equal(lm_io_fault_new(&fast, seed, &io), 0);
         lm_wal *w = open_log(fx, io, LM_SYNC_NONE, 1024);
         put_range(w, 1, 60, 0);
         uint64_t open_first = segment_span(fx).newest;
@@ -600,7 +649,7 @@ static void failed_fsync_is_returned_never_retried_and_sticky(void **state)
         reset_dir(fx);
         enum lm_sync sync = p ? LM_SYNC_GROUP : LM_SYNC_ALWAYS;
         struct lm_io *io;
-        assert_int_equal(lm_io_fault_new(lm_io_posix(), 3, &io), 0);
+        assert_int_equal(lm_io_fault_new(&fast, 3, &io), 0);
         lm_wal *w = open_log(fx, io, sync, 0);
         put_range(w, 1, 5, 0);
         lm_io_fault_fail(io, LM_IO_OP_FDATASYNC, 1, EIO, false);
@@ -631,7 +680,7 @@ static void write_error_such_as_enospc_is_returned_and_fails_the_log(void **stat
 {
     struct fixture *fx = *state;
     struct lm_io *io;
-    assert_int_equal(lm_io_fault_new(lm_io_posix(), 5, &io), 0);
+    assert_int_equal(lm_io_fault_new(&fast, 5, &io), 0);
     lm_wal *w = open_log(fx, io, LM_SYNC_GROUP, 0);
     put_range(w, 1, 5, 0);
     lm_io_fault_fail(io, LM_IO_OP_PWRITE, 1, ENOSPC, true);
@@ -646,7 +695,7 @@ static void write_error_such_as_enospc_is_returned_and_fails_the_log(void **stat
 
     /* A failure inside rotation (creating the next segment) fails the log too. */
     reset_dir(fx);
-    assert_int_equal(lm_io_fault_new(lm_io_posix(), 5, &io), 0);
+    assert_int_equal(lm_io_fault_new(&fast, 5, &io), 0);
     w = open_log(fx, io, LM_SYNC_ALWAYS, 512);
     lm_io_fault_fail(io, LM_IO_OP_SYNC_DIR, 1, EIO, false);
     uint64_t l = 0;
@@ -661,15 +710,16 @@ static void write_error_such_as_enospc_is_returned_and_fails_the_log(void **stat
 
 /* ---------------------------------------------------------------- group commit */
 
-/* posix, with fdatasync counted and made as slow as a small disk's. */
+/* fdatasync counted and made as slow as a small disk's (300 us). */
 static _Atomic uint64_t datasyncs;
 static int slow_fdatasync(void *ctx, int fd)
 {
     (void)ctx;
     datasyncs++;
+    (void)fd;
     struct timespec t = {0, 300 * 1000};
     nanosleep(&t, NULL);
-    return lm_io_posix()->fdatasync(NULL, fd);
+    return 0;
 }
 
 struct writer {
@@ -722,7 +772,7 @@ static int check_order(void *ctx, uint64_t lsn, uint16_t type, const void *p, si
 static void concurrent_writers_share_fdatasyncs_and_keep_lsn_order(void **state)
 {
     struct fixture *fx = *state;
-    struct lm_io io = *lm_io_posix();
+    struct lm_io io = fast;
     io.fdatasync = slow_fdatasync;
     datasyncs = 0;
     lm_wal *w = open_log(fx, &io, LM_SYNC_GROUP, 64 << 10);
@@ -761,6 +811,10 @@ static void concurrent_writers_share_fdatasyncs_and_keep_lsn_order(void **state)
 
 int main(void)
 {
+    fast = *lm_io_posix();
+    fast.fsync = no_sync;
+    fast.fdatasync = no_sync;
+    fast.sync_dir = no_sync_dir;
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(records_round_trip_across_segment_rotations),
@@ -773,6 +827,7 @@ int main(void)
         T(last_segment_with_a_header_cut_short_is_rewritten),
         T(crash_at_any_call_loses_no_acknowledged_record_always),
         T(crash_at_any_call_loses_no_acknowledged_record_group),
+        T(restart_after_a_failed_call_then_power_loss_loses_nothing_acknowledged),
         T(crash_drops_the_unacknowledged_tail_cleanly),
         T(crash_under_sync_none_leaves_a_clean_prefix_across_segments),
         T(failed_fsync_is_returned_never_retried_and_sticky),
