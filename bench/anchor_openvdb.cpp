@@ -5,11 +5,19 @@
 #include "anchors.h"
 
 #include <openvdb/openvdb.h>
+#include <openvdb/math/DDA.h>
+#include <openvdb/tools/RayIntersector.h>
 
+#include <climits>
+#include <memory>
 #include <mutex>
+
+/* Spans at leaf level (NodeLevel 0): the finest the hierarchical DDA goes. */
+using LeafIntersector = openvdb::tools::VolumeRayIntersector<openvdb::FloatGrid, 0>;
 
 struct anchor_openvdb {
     openvdb::FloatGrid::Ptr grid;
+    std::unique_ptr<LeafIntersector> inter; /* built by the first raycast */
 };
 
 static void init_once()
@@ -49,6 +57,50 @@ extern "C" double anchor_openvdb_read_sum(const anchor_openvdb *a, const int32_t
 extern "C" size_t anchor_openvdb_memory_bytes(const anchor_openvdb *a)
 {
     return (size_t)a->grid->memUsage();
+}
+
+extern "C" size_t anchor_openvdb_raycast(anchor_openvdb *a, const float *rays, size_t n,
+                                         int first_only, int32_t *hit_ijk,
+                                         anchor_openvdb_visit_fn visit, void *user)
+{
+    using RayT = LeafIntersector::RayType;
+    using Vec3 = RayT::Vec3Type;
+    try {
+        if (!a->inter)
+            a->inter.reset(new LeafIntersector(*a->grid));
+    } catch (...) {
+        return 0; /* an empty grid: VolumeRayIntersector refuses it */
+    }
+    openvdb::FloatGrid::ConstAccessor acc = a->grid->getConstAccessor();
+    size_t hits = 0;
+    for (size_t i = 0; i < n; i++) {
+        const float *r = rays + 8 * i;
+        RayT ray(Vec3(r[0], r[1], r[2]), Vec3(r[4], r[5], r[6]), 0.0, r[3]);
+        bool hit = false, done = false;
+        openvdb::Coord first(INT32_MIN, INT32_MIN, INT32_MIN);
+        double t0 = 0, t1 = 0;
+        if (a->inter->setIndexRay(ray)) {
+            while (!done && a->inter->march(t0, t1)) {
+                openvdb::math::DDA<RayT, 0> dda(ray, t0, t1);
+                do {
+                    const openvdb::Coord ijk = dda.voxel();
+                    if (acc.isValueOn(ijk)) {
+                        if (!hit)
+                            first = ijk;
+                        hit = true;
+                        if (visit)
+                            visit(user, i, acc.getValue(ijk));
+                        done = first_only;
+                    }
+                } while (!done && dda.step());
+            }
+        }
+        hits += hit;
+        if (hit_ijk)
+            for (int k = 0; k < 3; k++)
+                hit_ijk[3 * i + k] = first[k];
+    }
+    return hits;
 }
 
 extern "C" void anchor_openvdb_free(anchor_openvdb *a)

@@ -35,6 +35,18 @@ anchor_openvdb *anchor_openvdb_build(const int32_t *ijk, const float *values, si
 double anchor_openvdb_read_sum(const anchor_openvdb *a, const int32_t *ijk, size_t n);
 /* grid->memUsage(): bytes held by the grid's tree. */
 size_t anchor_openvdb_memory_bytes(const anchor_openvdb *a);
+/* Casts n rays through the grid's set voxels with tools::VolumeRayIntersector over leaf
+ * nodes (its hierarchical DDA yields the spans of non-empty 8^3 leaves), then a voxel
+ * math::DDA inside each span testing isValueOn. rays: 8 floats each (origin x, y, z,
+ * tmax, direction x, y, z, unused) in index units, voxel (i, j, k) covering [i, i+1).
+ * first_only: stop at the first set voxel; else visit every one up to tmax. hit_ijk
+ * (3 per ray: the first set voxel, INT32_MIN when none) may be NULL; visit (may be
+ * NULL) is called with each set voxel's value in ray order. The intersector is built
+ * on the first call and kept. Returns how many rays hit a set voxel (0 for an empty
+ * grid). */
+typedef void (*anchor_openvdb_visit_fn)(void *user, size_t ray, float value);
+size_t anchor_openvdb_raycast(anchor_openvdb *a, const float *rays, size_t n, int first_only,
+                              int32_t *hit_ijk, anchor_openvdb_visit_fn visit, void *user);
 void anchor_openvdb_free(anchor_openvdb *a); /* NULL is a no-op */
 /* ---- SQLite R*Tree (anchor_sqlite.c): points as zero-size boxes in an in-memory
  * database; box queries return the matching ids (counted). */

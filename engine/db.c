@@ -11,6 +11,9 @@
  *      failed: every later call returns LM_EFAILED until it is reopened, and recovery
  *      then rebuilds the state from the checkpoint and the log;
  *  (5) open = load the checkpoint, replay the log after it, remove orphaned segments.
+ *  (6) a replica (lm__db_open_replica) has no log of its own: its changes arrive as
+ *      records with sequence numbers chosen by replication and go through the same
+ *      apply(); the public write calls refuse it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +29,7 @@
 
 #include "alloc.h"
 #include "db.h"
+#include "device.h"
 #include "error.h"
 #include "field.h"
 #include "io.h"
@@ -50,6 +54,7 @@ struct lm_db {
     uint64_t ckpt_lsn;
     _Atomic uint64_t wal_bytes; /* logged since the last checkpoint */
     atomic_bool failed;
+    bool replica;              /* invariant 6 */
 };
 
 /* ---------------------------------------------------------------- fields table */
@@ -300,8 +305,20 @@ static int recover(lm_db *db, struct lm_error *err)
     return lm__store_collect(db->io, db->dir, db->fields, db->n_fields, err);
 }
 
-int lm_db_open(const char *dir, const struct lm_db_opts *opts, lm_db **out,
-               struct lm_error *err)
+/* A replica starts empty whatever the directory holds: replication restores its
+ * snapshot and replays its log into it (invariant 6). */
+static int start_replica(lm_db *db, struct lm_error *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/MANIFEST", db->dir);
+    int rc = db->io->unlink(db->io->ctx, path);
+    if (rc && rc != -ENOENT)
+        return lm__fail(err, rc, "removing %s: %s", path, lm_strerror(rc));
+    return lm__store_collect(db->io, db->dir, NULL, 0, err);
+}
+
+static int open_db(const char *dir, const struct lm_db_opts *opts, bool replica, lm_db **out,
+                   struct lm_error *err)
 {
     static const struct lm_db_opts defaults = {.create = true, .sync = LM_SYNC_GROUP};
     if (!dir || !*dir || !out)
@@ -329,18 +346,34 @@ int lm_db_open(const char *dir, const struct lm_db_opts *opts, lm_db **out,
     }
     db->opts = *opts;
     db->io = io;
+    db->replica = replica;
     db->lock_fd = -1;
     pthread_rwlock_init(&db->lock, NULL);
     int rc = opts->read_only ? 0 : take_lock(db, err);
     if (!rc)
-        rc = recover(db, err);
+        rc = replica ? start_replica(db, err) : recover(db, err);
     if (rc) {
         atomic_store(&db->failed, true); /* close must not checkpoint a partial state */
         lm_db_close(db);
         return rc;
     }
+    if (!opts->read_only) /* the OpenCL binary cache, should kernels need a build */
+        lm_device_use_data_dir(dir);
     *out = db;
     return 0;
+}
+
+int lm_db_open(const char *dir, const struct lm_db_opts *opts, lm_db **out,
+               struct lm_error *err)
+{
+    return open_db(dir, opts, false, out, err);
+}
+
+int lm__db_open_replica(const char *dir, const struct lm_io *io, lm_db **out,
+                        struct lm_error *err)
+{
+    struct lm_db_opts o = {.create = true, .sync = LM_SYNC_NONE, .io = io};
+    return open_db(dir, &o, true, out, err);
 }
 
 static int checkpoint_locked(lm_db *db, struct lm_error *err)
@@ -352,7 +385,7 @@ static int checkpoint_locked(lm_db *db, struct lm_error *err)
     if (rc)
         return rc;
     atomic_store(&db->wal_bytes, 0);
-    if ((rc = lm_wal_truncate_upto(db->wal, db->ckpt_lsn)))
+    if (db->wal && (rc = lm_wal_truncate_upto(db->wal, db->ckpt_lsn)))
         return lm__fail(err, rc, "truncating the log after checkpoint %llu: %s",
                         (unsigned long long)db->ckpt_lsn, lm_strerror(rc));
     return lm__store_collect(db->io, db->dir, db->fields, db->n_fields, err);
@@ -405,6 +438,17 @@ static int begin_write(lm_db *db, struct lm_error *err)
         return lm__fail(err, LM_EFAILED, "database '%s' failed earlier; reopen it", db->dir);
     }
     return 0;
+}
+
+/* begin_write for the calls that log a change: a replica takes its changes from
+ * replication only (invariant 6). */
+static int begin_logged(lm_db *db, struct lm_error *err)
+{
+    if (db->replica)
+        return lm__fail(err, LM_EREADONLY,
+                        "database '%s' is a cluster replica: write through the cluster",
+                        db->dir);
+    return begin_write(db, err);
 }
 
 static int begin_read(lm_db *db, struct lm_error *err)
@@ -502,7 +546,7 @@ int lm_field_create(lm_db *db, const char *name, const struct lm_field_opts *opt
     int rc = lm__field_validate(name, opts, &norm, err);
     if (rc)
         return rc;
-    if ((rc = begin_write(db, err)))
+    if ((rc = begin_logged(db, err)))
         return rc;
     bool found;
     field_pos(db, name, &found);
@@ -519,7 +563,7 @@ int lm_field_create(lm_db *db, const char *name, const struct lm_field_opts *opt
 
 int lm_field_drop(lm_db *db, const char *name, struct lm_error *err)
 {
-    int rc = begin_write(db, err);
+    int rc = begin_logged(db, err);
     if (rc)
         return rc;
     if (!find_field(db, name, err)) {
@@ -597,7 +641,7 @@ int lm_field_optimize(lm_db *db, const char *name, struct lm_error *err)
 static int write_field(lm_db *db, const char *name, struct lm_field **f,
                        struct lm_error *err)
 {
-    int rc = begin_write(db, err);
+    int rc = begin_logged(db, err);
     if (rc)
         return rc;
     *f = find_field(db, name, err);
@@ -685,6 +729,297 @@ int lm_update(lm_db *db, const char *field, const struct lm_selection *sel, int 
     if (!rc && n_updated)
         *n_updated = n;
     return rc;
+}
+
+/* ---------------------------------------------------------------- replicated records */
+
+/* Checks a decoded mutation against the current state, as the public write calls do
+ * before logging (invariant 2). FIELD_CREATE options are normalised in place. Caller
+ * holds a lock. Every failure is a function of the record and the state only, so all
+ * replicas reach the same verdict. */
+static int check_record(lm_db *db, struct lm__record *r, struct lm_error *err)
+{
+    if (r->type == LM_REC_FIELD_CREATE) {
+        struct lm_field_opts norm;
+        int rc = lm__field_validate(r->field, &r->opts, &norm, err);
+        if (rc)
+            return rc;
+        r->opts = norm;
+        bool found;
+        field_pos(db, r->field, &found);
+        return found ? lm__fail(err, LM_EFIELDEXISTS, "field '%s' already exists", r->field)
+                     : 0;
+    }
+    struct lm_field *f = find_field(db, r->field, err);
+    if (!f)
+        return LM_ENOFIELD;
+    switch (r->type) {
+    case LM_REC_FIELD_DROP:
+        return 0;
+    case LM_REC_INSERT:
+        return lm__field_check_batch(f, &r->batch, err);
+    case LM_REC_DELETE:
+        return lm__field_check_selection(f, &r->sel, err);
+    case LM_REC_UPDATE: {
+        int rc = lm__field_check_selection(f, &r->sel, err);
+        return rc ? rc : lm__field_check_update(f, r->column, r->value, err);
+    }
+    default:
+        return lm__fail(err, LM_EBADARG, "unknown record type %d", (int)r->type);
+    }
+}
+
+struct sizes_ctx {
+    lm_db *db;
+    bool missing; /* the record names a field that does not exist */
+};
+
+static int record_user_sizes(void *ctx, const char *field, uint32_t sizes[LM_MAX_USER_COLUMNS],
+                             uint32_t *n_user)
+{
+    struct sizes_ctx *c = ctx;
+    int rc = user_sizes(c->db, field, sizes, n_user);
+    c->missing = rc != 0;
+    return rc;
+}
+
+/* Decodes a record payload against the current schema (caller holds a lock). A record
+ * that does not fit the field as it is now (it was checked against an older state, or
+ * it is malformed) is LM_ENOFIELD or LM_ESCHEMA: a verdict, not damage. */
+static int decode_record(lm_db *db, uint16_t type, const void *payload, size_t n,
+                         struct lm__record *r, struct lm_error *err)
+{
+    struct sizes_ctx ctx = {db, false};
+    int rc = lm__record_decode(type, payload, n, record_user_sizes, &ctx, r, err);
+    if (rc == LM_ECORRUPT && ctx.missing)
+        return lm__fail(err, LM_ENOFIELD, "no field named '%s'", r->field);
+    if (rc == LM_ECORRUPT) {
+        char why[400];
+        snprintf(why, sizeof why, "%.380s", err ? err->message : "malformed");
+        return lm__fail(err, LM_ESCHEMA, "record does not fit the field's schema: %s", why);
+    }
+    return rc;
+}
+
+int lm__db_check_record(lm_db *db, uint16_t type, const void *payload, size_t n, bool wait,
+                        struct lm_error *err)
+{
+    if (!wait && pthread_rwlock_tryrdlock(&db->lock))
+        return -EBUSY; /* a writer holds it */
+    int rc = wait ? begin_read(db, err) : 0;
+    if (rc)
+        return rc;
+    if (!wait && atomic_load(&db->failed)) {
+        pthread_rwlock_unlock(&db->lock);
+        return lm__fail(err, LM_EFAILED, "database '%s' failed earlier; reopen it", db->dir);
+    }
+    struct lm__record r;
+    if (!(rc = decode_record(db, type, payload, n, &r, err))) {
+        rc = check_record(db, &r, err);
+        lm__record_free(&r);
+    }
+    pthread_rwlock_unlock(&db->lock);
+    return rc;
+}
+
+int lm__db_encode(lm_db *db, const struct lm__record *rec, void **out, size_t *n,
+                  struct lm_error *err)
+{
+    struct lm__record r = *rec;
+    r.owned = NULL;
+    int rc = begin_read(db, err);
+    if (rc)
+        return rc;
+    if ((rc = check_record(db, &r, err))) {
+        pthread_rwlock_unlock(&db->lock);
+        return rc;
+    }
+    uint32_t sizes[LM_MAX_USER_COLUMNS] = {0}, n_user = 0;
+    struct lm__record_enc enc;
+    switch (r.type) {
+    case LM_REC_FIELD_CREATE: lm__record_field_create(&enc, r.field, &r.opts); break;
+    case LM_REC_FIELD_DROP: lm__record_field_drop(&enc, r.field); break;
+    case LM_REC_INSERT:
+        user_sizes(db, r.field, sizes, &n_user);
+        lm__record_insert(&enc, r.field, &r.batch, sizes);
+        break;
+    case LM_REC_DELETE: lm__record_delete(&enc, r.field, &r.sel); break;
+    default: lm__record_update(&enc, r.field, &r.sel, r.column, r.value); break;
+    }
+    pthread_rwlock_unlock(&db->lock); /* enc points at rec's arrays, not at the state */
+    size_t total = 0;
+    for (int i = 0; i < enc.n_iov; i++)
+        total += enc.iov[i].iov_len;
+    uint8_t *p = lm_alloc(total ? total : 1);
+    if (!p)
+        return lm__fail(err, -ENOMEM, "out of memory encoding a record of %zu bytes", total);
+    size_t at = 0;
+    for (int i = 0; i < enc.n_iov; i++) {
+        memcpy(p + at, enc.iov[i].iov_base, enc.iov[i].iov_len);
+        at += enc.iov[i].iov_len;
+    }
+    *out = p;
+    *n = total;
+    return 0;
+}
+
+int lm__db_apply_record(lm_db *db, uint16_t type, const void *payload, size_t n, uint64_t lsn,
+                        uint64_t *count, struct lm_error *err)
+{
+    if (!db->replica)
+        return lm__fail(err, LM_EBADARG, "'%s' is not a replica", db->dir);
+    int rc = begin_write(db, err);
+    if (rc)
+        return rc;
+    if (lsn <= db->lsn) {
+        pthread_rwlock_unlock(&db->lock);
+        return lm__fail(err, LM_EBADARG, "record %llu is not after %llu",
+                        (unsigned long long)lsn, (unsigned long long)db->lsn);
+    }
+    struct lm__record r;
+    uint64_t k = 0;
+    if ((rc = decode_record(db, type, payload, n, &r, err)) == 0) {
+        if (!(rc = check_record(db, &r, err)) && !(rc = apply(db, &r, lsn, &k, err)))
+            db->lsn = lsn;
+        lm__record_free(&r);
+    }
+    /* Past the checks only running out of memory stops a record, and every other
+     * replica applied it: this one no longer matches them (invariant 4). */
+    if (rc == -ENOMEM)
+        atomic_store(&db->failed, true);
+    pthread_rwlock_unlock(&db->lock);
+    if (!rc && count)
+        *count = k;
+    return rc;
+}
+
+/* A checkpoint file of the directory: the manifest or a chunk segment (store.h). */
+static bool checkpoint_file(const char *name)
+{
+    if (!strcmp(name, "MANIFEST"))
+        return true;
+    unsigned long long seg;
+    char tail[8];
+    int used = 0;
+    return strlen(name) == 27 &&
+           sscanf(name, "chunks-%16llx.%3s%n", &seg, tail, &used) == 2 && used == 27 &&
+           !strcmp(tail, "lmc");
+}
+
+struct file_list {
+    const struct lm_io *io;
+    const char *dir;
+    struct lm__db_file *v;
+    size_t n, cap;
+    struct lm_error *err;
+};
+
+static int list_checkpoint_file(void *arg, const char *name)
+{
+    struct file_list *l = arg;
+    if (!checkpoint_file(name))
+        return 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        struct lm__db_file *v = lm_realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return lm__fail(l->err, -ENOMEM, "out of memory listing a checkpoint");
+        l->v = v;
+        l->cap = cap;
+    }
+    struct lm__db_file *f = &l->v[l->n];
+    snprintf(f->name, sizeof f->name, "%s", name);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", l->dir, name);
+    int rc = lm_io_read_file(l->io, path, &f->data, &f->n, l->err);
+    if (!rc)
+        l->n++;
+    return rc;
+}
+
+void lm__db_files_free(struct lm__db_file *files, size_t n)
+{
+    for (size_t i = 0; files && i < n; i++)
+        lm_free(files[i].data);
+    lm_free(files);
+}
+
+int lm__db_snapshot(lm_db *db, struct lm__db_file **files, size_t *n, uint64_t *lsn,
+                    struct lm_error *err)
+{
+    if (!db->replica)
+        return lm__fail(err, LM_EBADARG, "'%s' is not a replica", db->dir);
+    int rc = begin_write(db, err);
+    if (rc)
+        return rc;
+    struct file_list l = {db->io, db->dir, NULL, 0, 0, err};
+    if (!(rc = checkpoint_locked(db, err)) &&
+        !(rc = db->io->list_dir(db->io->ctx, db->dir, list_checkpoint_file, &l))) {
+        *files = l.v;
+        *n = l.n;
+        *lsn = db->lsn;
+    } else {
+        lm__db_files_free(l.v, l.n);
+    }
+    pthread_rwlock_unlock(&db->lock);
+    return rc;
+}
+
+int lm__db_restore(lm_db *db, const struct lm__db_file *files, size_t n,
+                   struct lm_error *err)
+{
+    if (!db->replica)
+        return lm__fail(err, LM_EBADARG, "'%s' is not a replica", db->dir);
+    const struct lm__db_file *manifest = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!checkpoint_file(files[i].name))
+            return lm__fail(err, LM_ECORRUPT, "'%.64s' is no checkpoint file", files[i].name);
+        if (!strcmp(files[i].name, "MANIFEST"))
+            manifest = &files[i];
+    }
+    int rc = begin_write(db, err);
+    if (rc)
+        return rc;
+    /* The directory is this replica's own copy: replace its checkpoint, segments first
+     * and the manifest that names them last (store.h invariant 1). */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/MANIFEST", db->dir);
+    rc = db->io->unlink(db->io->ctx, path);
+    if (rc == -ENOENT)
+        rc = 0;
+    if (rc)
+        lm__fail(err, rc, "removing %s: %s", path, lm_strerror(rc));
+    else
+        rc = lm__store_collect(db->io, db->dir, NULL, 0, err);
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (&files[i] == manifest)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", db->dir, files[i].name);
+        rc = lm_io_write_file_atomic(db->io, path, files[i].data, files[i].n, err);
+    }
+    if (!rc && manifest) {
+        snprintf(path, sizeof path, "%s/MANIFEST", db->dir);
+        rc = lm_io_write_file_atomic(db->io, path, manifest->data, manifest->n, err);
+    }
+    struct lm_field **fields = NULL;
+    size_t n_fields = 0;
+    uint64_t lsn = 0;
+    if (!rc)
+        rc = lm__store_load(db->io, db->dir, &fields, &n_fields, &lsn, err);
+    if (rc) {
+        /* memory and disk no longer agree: only a restart (a fresh replica) mends it */
+        atomic_store(&db->failed, true);
+        pthread_rwlock_unlock(&db->lock);
+        return rc;
+    }
+    for (size_t i = 0; i < db->n_fields; i++)
+        lm__field_free(db->fields[i]);
+    lm_free(db->fields);
+    db->fields = fields;
+    db->n_fields = db->cap_fields = n_fields;
+    db->lsn = db->ckpt_lsn = lsn;
+    pthread_rwlock_unlock(&db->lock);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- reads */

@@ -1,6 +1,7 @@
 /* field.c - field schema, batch validation and the mutations of a field. */
 #include "field.h"
 
+#include "device.h"
 #include "kdtree.h"
 #include "scan.h"
 
@@ -323,7 +324,7 @@ uint32_t lm__chunk_select(const struct lm_chunk *c, const struct lm_schema *s,
     struct lm_scan_plan plan;
     if ((!partial || !prefer_tree(c, r)) && lm__chunk_scan_plan(c, s, sel, overlap, &plan)) {
         size_t n = 0;
-        lm_scan_select(lm_scan_best(), &plan, out, &n);
+        lm_scan_select(lm_device_scan_table(c->n), &plan, out, &n);
         return (uint32_t)n;
     }
     struct range_sink k = {c, s, sel, out, 0};

@@ -302,6 +302,13 @@ struct lm_aggregate {
 int lm_aggregate(lm_db *db, const char *field, const struct lm_selection *sel, int column,
                  struct lm_aggregate *out, struct lm_error *err);
 
+/* For EXPLAIN: the kernel paths the calling thread's scans ran on since its previous
+ * call of this function, which starts a new record: "scalar", "avx2", "opencl", joined
+ * by "+" in that order, or "none". Call it before a query (to clear) and after it. The
+ * path is chosen per chunk by size, device and LUMADB_DEVICE (auto|cpu|opencl). The
+ * string is static. */
+const char *lm_kernel_paths(void);
+
 /* Deletes the samples in the selection (NULL selects every sample); *n_deleted
  * (optional) receives how many. Atomic. */
 int lm_delete(lm_db *db, const char *field, const struct lm_selection *sel,

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "device.h"
 #include "kdtree.h"
 #include "region.h"
 #include "scan.h"
@@ -425,7 +426,7 @@ static int agg_leaf(struct lm__onode *leaf, int overlap, void *ctx)
         scan_column(c, s, q->column, &col, &type) &&
         lm__chunk_scan_plan(c, s, q->sel, overlap, &plan)) {
         struct lm_scan_agg a;
-        lm_scan_aggregate(lm_scan_best(), &plan, col, type, &a);
+        lm_scan_aggregate(lm_device_scan_table(c->n), &plan, col, type, &a);
         if (a.count) {
             if (!q->a.count || a.min < q->a.min)
                 q->a.min = a.min;
@@ -464,6 +465,8 @@ int lm__query_aggregate(const struct lm_field *f, const struct lm_selection *sel
     *out = q.a;
     return 0;
 }
+
+const char *lm_kernel_paths(void) { return lm_device_trace_take(); }
 
 /* ---------------------------------------------------------------- voxels and LOD */
 

@@ -7,7 +7,7 @@
  * LM_SCAN_MAX_PREDS predicates `column <op> a [b]`, then either the indices of the
  * matching rows or an aggregate (count, sum, min, max) of one column over them.
  * lm_scan_plan_init() checks and compiles the scan once; an implementation (a
- * struct lm_scan_table: scalar, AVX2, later OpenCL) runs the compiled plan.
+ * struct lm_scan_table: scalar, AVX2, OpenCL) runs the compiled plan.
  *
  * Invariants:
  *  (1) Every implementation returns the same selection vector, count, min and max,
@@ -123,7 +123,7 @@ struct lm_scan_agg {
  * lm_scan_aggregate, which check them. A new implementation adds a table and a getter
  * below and joins the comparison in tests/test_kernels_scan.c. */
 struct lm_scan_table {
-    const char *name; /* "scalar", "avx2" */
+    const char *name; /* "scalar", "avx2", "opencl" */
     /* Writes the indices of matching rows into sel (room for p->n, invariant (6));
      * returns their number. */
     size_t (*select)(const struct lm_scan_plan *p, uint32_t *sel);
@@ -139,6 +139,13 @@ const struct lm_scan_table *lm_scan_avx2(void);
 /* The fastest implementation this CPU runs (AVX2, else scalar); never NULL. Call once
  * (at database open) and keep the pointer. */
 const struct lm_scan_table *lm_scan_best(void);
+/* The OpenCL implementation (scan_cl.c, kernels/scan.cl) on the shared device of
+ * device.h, or NULL when there is none, it lacks fp64, or scan.cl does not build. On
+ * a device run with CPU-shaped kernels its sums are those of the CPU bit for bit; with
+ * GPU-shaped ones they may differ as invariant (1) allows. A call that fails on the
+ * device answers through lm_scan_best(). Which table a query uses is chosen by
+ * lm_device_scan_table() (device.h). */
+const struct lm_scan_table *lm_scan_opencl(void);
 
 /* ---------------------------------------------------------------- entry points */
 
@@ -170,5 +177,6 @@ void lm__scan_agg_finish(struct lm_scan_agg *out, uint64_t count, double sum, do
 
 extern const struct lm_scan_table lm__scan_scalar_table;
 extern const struct lm_scan_table lm__scan_avx2_table; /* only on x86 */
+extern const struct lm_scan_table lm__scan_cl_table;
 
 #endif

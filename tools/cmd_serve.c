@@ -2,6 +2,8 @@
  * terrain on request, starts the network server on a libuv loop, logs one line per
  * event that matters and shuts down cleanly on SIGINT/SIGTERM. */
 #include "cmd_serve.h"
+#include "exec.h"
+#include "lql.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -114,10 +116,85 @@ static void on_signal(uv_signal_t *h, int signum)
     lm_net_server_shutdown(sv->srv, server_done, sv);
 }
 
+/* LQL for POST /v1/query bodies that are not JSON objects (and WebSocket QUERY frames):
+ * {"columns":[{"name":..,"type":..}],"rows":[[..],..],"affected":N,"message":..,
+ *  "next":{...}} (a second table, e.g. the samples of a RAYCAST). */
+static void result_json(struct lm_net_buf *out, const struct lm_exec_result *r)
+{
+    static const char *const type_name[] = {"null", "int", "f32", "f64", "text"};
+    lm_net_buf_printf(out, "{\"columns\":[");
+    for (size_t c = 0; c < r->n_columns; c++) {
+        lm_net_buf_printf(out, "%s{\"name\":", c ? "," : "");
+        lm_net_buf_json_str(out, r->columns[c].name, strlen(r->columns[c].name));
+        lm_net_buf_printf(out, ",\"type\":\"%s\"}", type_name[r->columns[c].type]);
+    }
+    lm_net_buf_printf(out, "],\"rows\":[");
+    for (size_t i = 0; i < r->n_rows; i++) {
+        lm_net_buf_printf(out, "%s[", i ? "," : "");
+        for (size_t c = 0; c < r->n_columns; c++) {
+            const struct lm_exec_value *v = &r->rows[i * r->n_columns + c];
+            if (c)
+                lm_net_buf_put(out, ",", 1);
+            switch (v->type) {
+            case LM_EXEC_INT: lm_net_buf_printf(out, "%lld", (long long)v->i); break;
+            case LM_EXEC_F32:
+            case LM_EXEC_F64: lm_net_buf_json_num(out, v->d); break;
+            case LM_EXEC_TEXT: lm_net_buf_json_str(out, v->s, strlen(v->s)); break;
+            default: lm_net_buf_put(out, "null", 4); break;
+            }
+        }
+        lm_net_buf_put(out, "]", 1);
+    }
+    lm_net_buf_printf(out, "],\"affected\":%llu,\"message\":", (unsigned long long)r->affected);
+    lm_net_buf_json_str(out, r->message, strlen(r->message));
+    if (r->next) {
+        lm_net_buf_printf(out, ",\"next\":");
+        result_json(out, r->next);
+    }
+    lm_net_buf_put(out, "}", 1);
+}
+
+/* The query endpoint is open to readers (writes need the token and go through
+ * /v1/fields/NAME/samples), so statements that change data are refused here. */
+static int lql_query(void *user, lm_db *db, const char *text, size_t len,
+                     struct lm_net_buf *out, struct lm_error *err)
+{
+    (void)user;
+    struct lm_lql_stmt *stmt = NULL;
+    int rc = lm_lql_parse(text, len, &stmt, err);
+    if (rc)
+        return rc;
+    enum lm_lql_kind k = stmt->kind == LM_LQL_EXPLAIN ? stmt->explain->kind : stmt->kind;
+    if (k == LM_LQL_INSERT || k == LM_LQL_DELETE || k == LM_LQL_UPDATE ||
+        k == LM_LQL_CREATE_FIELD || k == LM_LQL_DROP_FIELD) {
+        if (err) {
+            err->code = LM_EREADONLY;
+            err->line = stmt->pos.line;
+            err->column = stmt->pos.column;
+            err->offset = -1;
+            snprintf(err->message, sizeof err->message,
+                     "%s changes data: /v1/query only reads (write with a token through "
+                     "POST /v1/fields/NAME/samples or the WebSocket insert)",
+                     lm_lql_kind_name(k));
+        }
+        lm_lql_free(stmt);
+        return LM_EREADONLY;
+    }
+    struct lm_exec_result *res = NULL;
+    rc = lm_exec(db, stmt, NULL, &res, err);
+    lm_lql_free(stmt);
+    if (rc)
+        return rc;
+    result_json(out, res);
+    lm_exec_result_free(res);
+    return 0;
+}
+
 int lm_cmd_serve(int argc, char **argv)
 {
     const char *dir = "data/demo", *token = NULL;
-    struct lm_net_opts o = {.port = 8080, .bind = "127.0.0.1", .rate = 100, .log = log_line};
+    struct lm_net_opts o = {.port = 8080, .bind = "127.0.0.1", .rate = 100, .log = log_line,
+                            .query_fn = lql_query};
     bool demo = false;
     struct lm_demo_scene sc = {.side = 1024, .seed = 42};
     const char *web = getenv("LUMADB_WEB") ? getenv("LUMADB_WEB") : LUMADB_WEB_DIR;

@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "cmd_serve.h"
 #include "commands.h"
+#include "cluster.h"
 #include "demo_scene.h"
 #include "exec.h"
 #include "format.h"
@@ -36,6 +37,10 @@ static int usage(FILE *to)
             "                          HTTP + WebSocket server (see 'lumadb serve --help')\n"
             "  view DIR FIELD [opts]   viewer window (--demo: the demo terrain; --help)\n"
             "  snapshot DIR FIELD --out FILE.png [opts]  one frame offscreen to PNG\n"
+            "  node DIR --node-id N --peers ID=HOST:PORT/CLIENT,...\n"
+            "                          run one replicated cluster node (lumadb node --help)\n"
+            "  cluster status|add|remove ... --nodes HOST:PORT,...\n"
+            "                          ask a cluster's nodes (lumadb cluster --help)\n"
             "  help                    this text\n"
             "\n"
             "DIR defaults to " LM_CLI_DEFAULT_DIR "; 'lumadb COMMAND --help' for details.\n");
@@ -158,6 +163,10 @@ int main(int argc, char **argv)
         return lm_cmd_view(argc - 2, argv + 2);
     if (!strcmp(cmd, "snapshot"))
         return lm_cmd_snapshot(argc - 2, argv + 2);
+    if (!strcmp(cmd, "node"))
+        return lm_cmd_node(argc - 2, argv + 2);
+    if (!strcmp(cmd, "cluster"))
+        return lm_cmd_cluster(argc - 2, argv + 2);
     fprintf(stderr, "lumadb: unknown command '%s' (try 'lumadb help')\n", cmd);
     return 2;
 }

@@ -12,9 +12,10 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 
 # Packages every build needs (tests and demo alike).
 PKGS=(build-essential cmake pkg-config git liblz4-dev libcmocka-dev
+      ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
       libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libcjson-dev chromium
       python3-glad libglfw3-dev libcglm-dev libegl-dev libgl-dev libgl1-mesa-dri libstb-dev
-      xvfb xauth libedit-dev)
+      xvfb xauth libraft-dev libedit-dev)
 # Packages only benchmarks need: the anchor libraries users would pick instead.
 BENCH_PKGS=(g++ libnanoflann-dev libopenvdb-dev libtbb-dev libboost-iostreams-dev libsqlite3-dev)
 

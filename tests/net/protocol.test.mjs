@@ -171,8 +171,12 @@ try {
   r = await http(srv, 'POST', '/v1/query', { field: 'grid', voxels: { level: 0 }, box: { min: [1.1, 1.1, 1.1], max: [1.9, 1.9, 1.9] } });
   const vox111 = data.x.filter((x, i) => [x, data.y[i], data.z[i]].every((v) => Math.floor(v) === 1)).length + 1;
   check(r.status === 200 && r.json.n === 1 && r.json.voxels[0].count === vox111, `HTTP voxel query returns the aggregated voxel (${r.text.slice(0, 200)} vs ${vox111})`);
-  r = await http(srv, 'POST', '/v1/query', 'SELECT * FROM grid');
-  check(r.status === 501, 'LQL text is refused with 501 until a query language is plugged in');
+  r = await http(srv, 'POST', '/v1/query', 'SELECT count(*) FROM grid WHERE INSIDE BOX (0,0,0) TO (15.5,15.5,15.5)');
+  check(r.status === 200 && r.json.rows[0][0] === boxCount, `LQL over HTTP counts the box's ${boxCount} samples (${r.text.slice(0, 120)})`);
+  r = await http(srv, 'POST', '/v1/query', 'DELETE FROM grid WHERE TRUE');
+  check(r.status >= 400 && r.json.error.code === 'LM_EREADONLY', 'LQL writes are refused on the read endpoint');
+  r = await http(srv, 'POST', '/v1/query', 'SELECT count(*)\n FROM gird');
+  check(r.status === 404 && r.json.error.line === 2 && /did you mean 'grid'/.test(r.json.error.message), 'LQL errors carry line:column and a suggestion');
   r = await http(srv, 'POST', '/v1/query', { field: 'nope' });
   check(r.status === 404 && r.json.error.code === 'LM_ENOFIELD', 'an unknown field is 404');
 
