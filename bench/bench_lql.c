@@ -58,7 +58,7 @@ static void parse_plan(lm_db *db, int reps)
                               "TARGET (0, 0, 0), UP (0, 1, 0), FOV 60, ASPECT 1.5, NEAR 1, "
                               "FAR 200)"},
         {"RAYCAST", "RAYCAST terrain FROM (-120, -40, 80) DIR (0.8, 0.3, -0.52) MAX 500"},
-        {"RADIANCE", "RADIANCE terrain AT (-30, 12, 2) TOWARD (-0.6, -0.1, 0.79)"},
+        {"RADIANCE", "RADIANCE terrain AT (-30, 12, -19.055) TOWARD (-0.6, -0.1, 0.79)"},
         {"DELETE", "DELETE FROM terrain WHERE WITHIN 1 OF (0, 0, 0) OR t < 0"},
         {"UPDATE", "UPDATE terrain SET material = 3, intensity = 1 WHERE INSIDE BOX "
                    "(0, 0, -50) TO (1, 1, 50)"},
@@ -134,7 +134,7 @@ static void end_to_end(lm_db *db, int reps)
         {"RAYCAST FIRST", "RAYCAST terrain FROM (-120, -40, 80) DIR (0.8, 0.3, -0.52) MAX 500"},
         {"RAYCAST ALL", "RAYCAST terrain FROM (-120, -40, 80) DIR (0.8, 0.3, -0.52) MAX 500 "
                         "RETURN ALL"},
-        {"RADIANCE", "RADIANCE terrain AT (-30, 12, 2) TOWARD (-0.6, -0.1, 0.79)"},
+        {"RADIANCE", "RADIANCE terrain AT (-30, 12, -19.055) TOWARD (-0.6, -0.1, 0.79)"},
         {"EXPLAIN (octree walk + sampled estimate)",
          "EXPLAIN SELECT count(*) FROM terrain WHERE WITHIN 15 OF (0, 0, 0) OR "
          "WITHIN 15 OF (60, 60, 0)"},

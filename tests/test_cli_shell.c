@@ -50,6 +50,21 @@ static int setup(void **state)
     }
     struct lm_batch b = {.n = 20, .x = x, .y = y, .z = z, .n_user = 1, .user = {m}};
     int rc = lm_field_create(db, "scene", &o, NULL) || lm_insert(db, "scene", &b, NULL, NULL);
+    /* a field big enough that grouping it takes a while, for Ctrl-C to cancel */
+    enum { BIG = 150000 };
+    float *bx = malloc(BIG * sizeof *bx), *by = malloc(BIG * sizeof *by);
+    int64_t *bt = malloc(BIG * sizeof *bt);
+    for (int i = 0; i < BIG; i++) {
+        bx[i] = (float)(i % 1000) * 0.37f;
+        by[i] = (float)(i / 1000) * 0.41f;
+        bt[i] = i;
+    }
+    struct lm_field_opts bo = {.voxel_size = 0.05f, .chunk_edge = 256}; /* few chunks */
+    struct lm_batch bb = {.n = BIG, .x = bx, .y = by, .z = by, .t = bt};
+    rc = rc || lm_field_create(db, "big", &bo, NULL) || lm_insert(db, "big", &bb, NULL, NULL);
+    free(bx);
+    free(by);
+    free(bt);
     lm_db_close(db);
     return rc ? -1 : 0;
 }
@@ -113,11 +128,16 @@ static void wait_for(struct term *t, const char *text)
 /* Types keys a moment after what was awaited: libedit may show its prompt before it
  * has the terminal in raw mode, and keys that come first meet a cooked terminal (where
  * Ctrl-D and Ctrl-C act at once). People are slower than that. */
-static void type(struct term *t, const char *keys)
+static void type_after(struct term *t, const char *keys, long ms)
 {
-    nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+    nanosleep(&(struct timespec){0, ms * 1000 * 1000}, NULL);
     size_t n = strlen(keys);
     assert_int_equal(write(t->fd, keys, n), (ssize_t)n);
+}
+
+static void type(struct term *t, const char *keys)
+{
+    type_after(t, keys, 100);
 }
 
 static int term_end(struct term *t)
@@ -184,6 +204,12 @@ static void typing_completing_and_recalling_statements(void **state)
     type(&t, "FROM sce");
     type(&t, "\x03");
     wait_for(&t, "^C");
+    wait_for(&t, "lumadb> ");
+    /* Ctrl-C cancels the statement running */
+    type(&t, "SELECT count(*), max(t) FROM big WHERE NOT WITHIN 1 OF (0, 0, 0) GROUP BY VOXEL "
+             "ORDER BY \"max(t)\" DESC LIMIT 3;\r");
+    type_after(&t, "\x03", 30); /* the grouping takes ~1 s under the sanitizers */
+    wait_for(&t, "error: canceled");
     wait_for(&t, "lumadb> ");
     /* dot commands */
     type(&t, ".mode csv\r");

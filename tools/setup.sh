@@ -15,7 +15,7 @@ PKGS=(build-essential cmake pkg-config git liblz4-dev libcmocka-dev
       ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
       libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libcjson-dev chromium
       python3-glad libglfw3-dev libcglm-dev libegl-dev libgl-dev libgl1-mesa-dri libstb-dev
-      xvfb xauth libraft-dev libedit-dev tmux)
+      xvfb xauth libraft-dev libedit-dev)
 # Packages only benchmarks need: the anchor libraries users would pick instead.
 BENCH_PKGS=(g++ libnanoflann-dev libopenvdb-dev libtbb-dev libboost-iostreams-dev libsqlite3-dev)
 
