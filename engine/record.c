@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "bytes.h"
 #include "error.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "records are little-endian");
@@ -193,56 +194,31 @@ void lm__record_update(struct lm__record_enc *e, const char *field,
 
 /* ---------------------------------------------------------------- reader */
 
-struct rbuf {
-    const uint8_t *p;
-    size_t n, at;
-    bool bad;
-};
-
-static void get(struct rbuf *r, void *out, size_t n)
-{
-    if (r->bad || n > r->n - r->at) {
-        r->bad = true;
-        memset(out, 0, n);
-        return;
-    }
-    memcpy(out, r->p + r->at, n);
-    r->at += n;
-}
-
-static uint8_t get_u8(struct rbuf *r)
+static uint8_t get_u8(struct lm__reader *r)
 {
     uint8_t v;
-    get(r, &v, 1);
+    lm__read(r, &v, 1);
     return v;
 }
 
-static uint32_t get_u32(struct rbuf *r)
+static uint32_t get_u32(struct lm__reader *r)
 {
     uint32_t v;
-    get(r, &v, 4);
+    lm__read(r, &v, 4);
     return v;
 }
 
-static void get_name(struct rbuf *r, char out[LM_NAME_MAX + 1])
-{
-    size_t n = get_u8(r);
-    if (n > LM_NAME_MAX)
-        r->bad = true;
-    get(r, out, r->bad ? 0 : n);
-    out[r->bad ? 0 : n] = 0;
-}
 
-static void get_selection(struct rbuf *r, struct lm_selection *sel)
+static void get_selection(struct lm__reader *r, struct lm_selection *sel)
 {
     memset(sel, 0, sizeof *sel);
     struct lm_region *g = &sel->region;
     g->kind = (enum lm_region_kind)get_u8(r);
-    get(r, g->min, sizeof g->min);
-    get(r, g->max, sizeof g->max);
-    get(r, g->center, sizeof g->center);
-    get(r, &g->radius, sizeof g->radius);
-    get(r, g->planes, sizeof g->planes);
+    lm__read(r, g->min, sizeof g->min);
+    lm__read(r, g->max, sizeof g->max);
+    lm__read(r, g->center, sizeof g->center);
+    lm__read(r, &g->radius, sizeof g->radius);
+    lm__read(r, g->planes, sizeof g->planes);
     sel->n_filters = get_u8(r);
     if (sel->n_filters > LM_MAX_FILTERS) {
         r->bad = true;
@@ -251,27 +227,27 @@ static void get_selection(struct rbuf *r, struct lm_selection *sel)
     for (uint32_t i = 0; i < sel->n_filters; i++) {
         sel->filters[i].column = (int)get_u32(r);
         sel->filters[i].cmp = (enum lm_cmp)get_u8(r);
-        get(r, &sel->filters[i].a, 8);
-        get(r, &sel->filters[i].b, 8);
+        lm__read(r, &sel->filters[i].a, 8);
+        lm__read(r, &sel->filters[i].b, 8);
     }
 }
 
 int lm__record_decode(uint16_t type, const void *payload, size_t n, lm__user_sizes_fn sizes,
                       void *ctx, struct lm__record *out, struct lm_error *err)
 {
-    struct rbuf r = {payload, n, 0, false};
+    struct lm__reader r = {payload, n, 0, false};
     memset(out, 0, sizeof *out);
     out->type = (enum lm__record_type)type;
-    get_name(&r, out->field);
+    lm__read_name(&r, out->field);
     switch (type) {
     case LM_REC_FIELD_CREATE: {
-        get(&r, &out->opts.voxel_size, 4);
+        lm__read(&r, &out->opts.voxel_size, 4);
         out->opts.chunk_edge = get_u32(&r);
         out->opts.n_user_columns = get_u32(&r);
         if (out->opts.n_user_columns > LM_MAX_USER_COLUMNS)
             r.bad = true;
         for (uint32_t u = 0; !r.bad && u < out->opts.n_user_columns; u++) {
-            get_name(&r, out->opts.user_columns[u].name);
+            lm__read_name(&r, out->opts.user_columns[u].name);
             out->opts.user_columns[u].type = (enum lm_type)get_u8(&r);
         }
         break;
@@ -343,7 +319,7 @@ int lm__record_decode(uint16_t type, const void *payload, size_t n, lm__user_siz
     case LM_REC_UPDATE:
         get_selection(&r, &out->sel);
         out->column = (int)get_u32(&r);
-        get(&r, &out->value, 8);
+        lm__read(&r, &out->value, 8);
         break;
     default:
         return lm__fail(err, LM_ECORRUPT, "unknown record type %u", type);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "bytes.h"
 #include "crc32c.h"
 #include "error.h"
 #include "octree.h"
@@ -574,32 +575,6 @@ int lm__store_collect(const struct lm_io *io, const char *dir, struct lm_field *
 
 /* ---------------------------------------------------------------- load */
 
-struct rd {
-    const uint8_t *p;
-    size_t n, at;
-    bool bad;
-};
-
-static void rd(struct rd *r, void *out, size_t n)
-{
-    if (r->bad || n > r->n - r->at) {
-        r->bad = true;
-        memset(out, 0, n);
-        return;
-    }
-    memcpy(out, r->p + r->at, n);
-    r->at += n;
-}
-
-static void rd_name(struct rd *r, char out[LM_NAME_MAX + 1])
-{
-    uint8_t len = 0;
-    rd(r, &len, 1);
-    if (len > LM_NAME_MAX)
-        r->bad = true;
-    rd(r, out, r->bad ? 0 : len);
-    out[r->bad ? 0 : len] = 0;
-}
 
 /* Open segments while loading: each file is opened and its header checked once, then
  * every block is read with one pread into a reused buffer. (Reading whole segments
@@ -811,11 +786,11 @@ int lm__store_load(const struct lm_io *io, const char *dir, struct lm_field ***f
     struct lm_field **fields = NULL;
     uint32_t nf = 0, version = 0;
     size_t made = 0;
-    struct rd r = {data, n, 0, false};
+    struct lm__reader r = {data, n, 0, false};
     uint64_t lsn = 0;
     char magic[8];
-    rd(&r, magic, 8);
-    rd(&r, &version, 4);
+    lm__read(&r, magic, 8);
+    lm__read(&r, &version, 4);
     if (r.bad || memcmp(magic, MAN_MAGIC, 8)) {
         rc = lm__fail_at(err, LM_ECORRUPT, 0, 0, 0, "%s: not a manifest (bad magic)", path);
         goto fail;
@@ -833,8 +808,8 @@ int lm__store_load(const struct lm_io *io, const char *dir, struct lm_field ***f
         goto fail;
     }
     r.n = n - 4;
-    rd(&r, &nf, 4);
-    rd(&r, &lsn, 8);
+    lm__read(&r, &nf, 4);
+    lm__read(&r, &lsn, 8);
     if (nf > 1u << 20) {
         rc = lm__fail_at(err, LM_ECORRUPT, 0, 0, 12, "%s: implausible field count %u", path, nf);
         goto fail;
@@ -847,22 +822,22 @@ int lm__store_load(const struct lm_io *io, const char *dir, struct lm_field ***f
     for (; made < nf; made++) {
         char name[LM_NAME_MAX + 1];
         struct lm_field_opts o = {0};
-        rd_name(&r, name);
-        rd(&r, &o.voxel_size, 4);
-        rd(&r, &o.chunk_edge, 4);
-        rd(&r, &o.n_user_columns, 4);
+        lm__read_name(&r, name);
+        lm__read(&r, &o.voxel_size, 4);
+        lm__read(&r, &o.chunk_edge, 4);
+        lm__read(&r, &o.n_user_columns, 4);
         if (o.n_user_columns > LM_MAX_USER_COLUMNS)
             r.bad = true;
         for (uint32_t u = 0; !r.bad && u < o.n_user_columns; u++) {
             uint8_t t;
-            rd_name(&r, o.user_columns[u].name);
-            rd(&r, &t, 1);
+            lm__read_name(&r, o.user_columns[u].name);
+            lm__read(&r, &t, 1);
             o.user_columns[u].type = (enum lm_type)t;
         }
         uint64_t flsn = 0;
         uint32_t k = 0;
-        rd(&r, &flsn, 8);
-        rd(&r, &k, 4);
+        lm__read(&r, &flsn, 8);
+        lm__read(&r, &k, 4);
         if (r.bad) {
             rc = lm__fail_at(err, LM_ECORRUPT, 0, 0, (int64_t)r.at, "%s: truncated at byte %zu",
                              path, r.at);
@@ -886,10 +861,10 @@ int lm__store_load(const struct lm_io *io, const char *dir, struct lm_field ***f
             goto fail;
         }
         for (uint32_t j = 0; j < k; j++) {
-            rd(&r, refs[j].coord, 12);
-            rd(&r, &refs[j].seg, 8);
-            rd(&r, &refs[j].off, 8);
-            rd(&r, &refs[j].len, 4);
+            lm__read(&r, refs[j].coord, 12);
+            lm__read(&r, &refs[j].seg, 8);
+            lm__read(&r, &refs[j].off, 8);
+            lm__read(&r, &refs[j].len, 4);
         }
         if (r.bad) {
             lm_free(refs);
