@@ -11,6 +11,8 @@
 #include <strings.h>
 
 #include "alloc.h"
+#include "db.h"
+#include "record.h"
 
 /* ---------------------------------------------------------------- errors */
 
@@ -32,7 +34,9 @@ int lm_api_status(int lm_code)
     case LM_ENOFIELD: case LM_ENOTFOUND: return 404;
     case LM_EFIELDEXISTS: return 409;
     case LM_ELIMIT: return 413;
-    case LM_EREADONLY: case LM_EFAILED: case LM_ENOTLEADER: case LM_ELOCKED: return 503;
+    case LM_EREADONLY: case LM_EFAILED: case LM_ENOTLEADER: case LM_ELOCKED: case LM_ECANCELED:
+    case -ETIMEDOUT:
+        return 503;
     case LM_EBADARG: case LM_EBADVALUE: case LM_ENOCOLUMN: case LM_ESCHEMA: case LM_ESYNTAX:
         return 400;
     }
@@ -200,7 +204,7 @@ int lm_api_fields(lm_db *db, struct lm_net_buf *out)
 }
 
 int lm_api_field_create(lm_db *db, const char *name, const char *json, size_t len,
-                        struct lm_net_buf *out)
+                        struct lm_net_buf *out, struct lm_api_record *defer)
 {
     struct lm_error err = {0};
     struct lm_field_opts o = {0};
@@ -242,16 +246,32 @@ int lm_api_field_create(lm_db *db, const char *name, const char *json, size_t le
             goto done;
         }
     }
-    rc = lm_field_create(db, name, &o, &err);
+    if (defer) {
+        struct lm__record rec = {.type = LM_REC_FIELD_CREATE, .opts = o};
+        snprintf(rec.field, sizeof rec.field, "%s", name);
+        if (strlen(name) > LM_NAME_MAX)
+            rc = fail(&err, LM_EBADARG, "field name longer than %d characters", LM_NAME_MAX);
+        else if (!(rc = lm__db_encode(db, &rec, &defer->payload, &defer->n, &err)))
+            defer->type = LM_REC_FIELD_CREATE;
+    } else {
+        rc = lm_field_create(db, name, &o, &err);
+    }
 done:
     cJSON_Delete(j);
     if (rc)
         return lm_api_error(out, rc, &err);
+    if (defer)
+        return 0;
+    lm_api_created_json(out, name);
+    return out->oom ? lm_api_error(out, -ENOMEM, NULL) : 201;
+}
+
+void lm_api_created_json(struct lm_net_buf *out, const char *name)
+{
     lm_net_buf_clear(out);
     lm_net_buf_put(out, "{\"created\":", 11);
     lm_net_buf_json_str(out, name, strlen(name));
     lm_net_buf_u8(out, '}');
-    return out->oom ? lm_api_error(out, -ENOMEM, NULL) : 201;
 }
 
 /* ---------------------------------------------------------------- inserts */
@@ -374,7 +394,7 @@ static int check_group(const struct batch_cols *b, int c0, const char *what,
 }
 
 int lm_api_insert(lm_db *db, const char *name, const char *json, size_t len,
-                  struct lm_net_buf *out, uint64_t *lsn, size_t *n)
+                  struct lm_net_buf *out, uint64_t *lsn, size_t *n, struct lm_api_record *defer)
 {
     struct lm_error err = {0};
     struct lm_field_info info;
@@ -412,18 +432,34 @@ int lm_api_insert(lm_db *db, const char *name, const char *json, size_t len,
             for (uint32_t u = 0; u < o->n_user_columns; u++)
                 batch.user[u] = b.col[LM_COL_USER + u];
         }
-        rc = lm_insert(db, name, &batch, &l, &err);
+        if (defer) {
+            struct lm__record rec = {.type = LM_REC_INSERT, .batch = batch};
+            snprintf(rec.field, sizeof rec.field, "%s", name);
+            if (!(rc = lm__db_encode(db, &rec, &defer->payload, &defer->n, &err))) {
+                defer->type = LM_REC_INSERT;
+                defer->samples = b.n;
+            }
+        } else {
+            rc = lm_insert(db, name, &batch, &l, &err);
+        }
     }
     for (size_t c = 0; c < LM_COL_USER + LM_MAX_USER_COLUMNS; c++)
         lm_free(b.col[c]);
     cJSON_Delete(j);
     if (rc)
         return lm_api_error(out, rc, &err);
-    *lsn = l;
     *n = b.n;
-    lm_net_buf_clear(out);
-    lm_net_buf_printf(out, "{\"inserted\":%zu,\"lsn\":%llu}", b.n, (unsigned long long)l);
+    if (defer)
+        return 0;
+    *lsn = l;
+    lm_api_inserted_json(out, b.n, l);
     return 200;
+}
+
+void lm_api_inserted_json(struct lm_net_buf *out, size_t n, uint64_t lsn)
+{
+    lm_net_buf_clear(out);
+    lm_net_buf_printf(out, "{\"inserted\":%zu,\"lsn\":%llu}", n, (unsigned long long)lsn);
 }
 
 /* ---------------------------------------------------------------- queries */

@@ -41,14 +41,28 @@ int lm_api_error_msg(struct lm_net_buf *out, int status, const char *code_name,
 /* GET /v1/fields: {"fields":[{name, voxel_size, chunk_edge, samples, chunks, voxels, lsn,
  * bounds, columns}]}. */
 int lm_api_fields(lm_db *db, struct lm_net_buf *out);
+/* A write decoded and checked but not applied, for a replicated server: the mutation
+ * record (engine/record.h) of `type`, payload lm_alloc'ed and owned by the caller, and
+ * the samples it inserts. The handlers below fill it instead of writing when given one,
+ * and then return 0 with nothing in `out`; the caller answers once the write settled,
+ * with lm_api_created_json / lm_api_inserted_json or lm_api_error. */
+struct lm_api_record {
+    uint16_t type;
+    void *payload;
+    size_t n;
+    size_t samples;
+};
+
 /* PUT /v1/fields/NAME with {"voxel_size":V, "chunk_edge":E, "user_columns":[{"name":..,
  * "type":"f32|i32|u8"}]}: 201 {"created": NAME}. */
 int lm_api_field_create(lm_db *db, const char *name, const char *json, size_t len,
-                        struct lm_net_buf *out);
+                        struct lm_net_buf *out, struct lm_api_record *defer);
+void lm_api_created_json(struct lm_net_buf *out, const char *name);
 /* POST /v1/fields/NAME/samples with columns {"x":[..],...} or rows ([{..}] or
  * {"rows":[{..}]}): 200 {"inserted":N,"lsn":L}. *lsn and *n are set on success. */
 int lm_api_insert(lm_db *db, const char *name, const char *json, size_t len,
-                  struct lm_net_buf *out, uint64_t *lsn, size_t *n);
+                  struct lm_net_buf *out, uint64_t *lsn, size_t *n, struct lm_api_record *defer);
+void lm_api_inserted_json(struct lm_net_buf *out, size_t n, uint64_t lsn);
 /* POST /v1/query: a JSON object (see docs/PROTOCOL.md) mapped onto the C API, or other
  * text handed to `lang` (NULL: 501 with a message saying so). */
 int lm_api_query(lm_db *db, const char *text, size_t len, lm_net_query_fn lang, void *lang_user,

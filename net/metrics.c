@@ -10,7 +10,7 @@ static const int statuses[LM_NET_STATUS_SLOTS] = {200, 201, 400, 401, 403, 404, 
                                                   409, 413, 429, 500, 501, 503, 0};
 static const char *const routes[LM_ROUTE__COUNT] = {
     "static", "fields", "field", "samples", "query", "metrics", "healthz", "other",
-    "ws_query", "ws_insert"};
+    "ws_query", "ws_insert", "cluster"};
 
 void lm_net_metrics_observe(struct lm_net_metrics *m, enum lm_net_route route, int status,
                             double seconds)

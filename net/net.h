@@ -30,6 +30,30 @@
 
 typedef struct lm_net_server lm_net_server;
 
+/* Replication hook. A server over a replicated database does not write to its lm_db:
+ * each write is checked and encoded as a mutation record (engine/record.h) and handed
+ * to the host, which commits it through the cluster's log; the client is answered when
+ * `done` reports the outcome. All calls and callbacks on the loop thread. */
+typedef void (*lm_net_write_done_fn)(void *ctx, int rc, uint64_t index, uint64_t count,
+                                     const char *message);
+typedef void (*lm_net_ready_fn)(void *ctx, int rc, const char *message);
+struct lm_net_writer {
+    /* Proposes the record (payload borrowed for the call). (client_id, request_id) name
+     * it for deduplication. Returns 0 and later calls done exactly once; or an error
+     * with err filled, and done is never called. */
+    int (*write)(void *user, uint64_t client_id, uint64_t request_id, uint16_t type,
+                 const void *payload, size_t n, lm_net_write_done_fn done, void *ctx,
+                 struct lm_error *err);
+    /* Linearizable reads: ready(ctx, 0, "") once a read of the local database reflects
+     * every write acknowledged anywhere before this call. Same return rules. */
+    int (*fence)(void *user, lm_net_ready_fn ready, void *ctx, struct lm_error *err);
+    /* Appends one JSON object describing the cluster (GET /v1/cluster), and the local
+     * per-chunk digests (GET /v1/cluster/digest). */
+    void (*status_json)(void *user, struct lm_net_buf *out);
+    int (*digest_json)(void *user, struct lm_net_buf *out, struct lm_error *err);
+    void *user;
+};
+
 /* Receives one log line (no trailing newline) for each event that matters. */
 typedef void (*lm_net_log_fn)(void *user, const char *line);
 
@@ -51,6 +75,7 @@ struct lm_net_opts {
     uint16_t timeout_s;        /* idle seconds before hanging up; 0 = 60 */
     lm_net_query_fn query_fn;  /* query language for non-JSON queries; NULL = none */
     void *query_user;
+    const struct lm_net_writer *writer; /* NULL = write to db directly (single node) */
     lm_net_log_fn log;         /* NULL = silent */
     void *log_user;
 };

@@ -18,6 +18,23 @@ struct lm__ws_frame {
     struct lm_net_buf b;        /* LWS_PRE bytes of head room, then the frame */
 };
 
+/* A write or linearizable read handed to opts.writer, waiting for its outcome. The
+ * session that asked may close meanwhile: it then sets `owner` to NULL and the outcome
+ * is dropped when it comes (the pending op is freed by its callback, always). */
+struct lm__net_pending {
+    lm_net_server *s;
+    void *owner;                /* struct http_sess or struct lm__ws_sess; NULL once gone */
+    struct lm__net_pending *next; /* in a WebSocket session's list */
+    uint32_t ws_id;             /* the WebSocket request's id */
+    uint16_t type;              /* record type of a write */
+    size_t samples;             /* samples an insert carries */
+    double t0;
+    char *text;                 /* a linearizable read's query, or an insert's JSON
+                                   while it waits to be checked again (lm_alloc'ed) */
+    size_t text_len;
+    char field[LM_NAME_MAX + 1]; /* the field of such an insert */
+};
+
 /* One subscription of a session. */
 struct lm__ws_sub {
     struct lm__ws_sub *next;
@@ -47,6 +64,8 @@ struct lm__ws_sess {
     struct lm_net_buf rx;
     struct lm__ws_sub *subs, *rr;
     uint32_t n_subs;
+    uint64_t client_id, request_seq; /* names its writes for deduplication */
+    struct lm__net_pending *pending; /* writes and reads waiting on opts.writer */
 };
 
 struct lm_net_server {
@@ -60,6 +79,7 @@ struct lm_net_server {
     struct lm_net_metrics m;
     struct lm__ws_sess *sessions;
     uv_timer_t notify_timer, stop_timer;
+    uint64_t client_id, request_seq; /* names HTTP writes for deduplication */
     int handles_open, stop_ticks;
     bool stopping, destroyed;
     void (*done)(void *);
@@ -76,6 +96,14 @@ double lm__net_now(void);
 void lm__net_log(lm_net_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Constant-time check of a presented token. */
 bool lm__net_token_ok(const lm_net_server *s, const char *tok, size_t n);
+
+/* A random 64-bit client id for write deduplication (never 0). */
+uint64_t lm__net_random_id(void);
+/* A pending op for opts.writer; NULL when out of memory. */
+struct lm__net_pending *lm__net_pending_new(lm_net_server *s, void *owner);
+void lm__net_pending_free(struct lm__net_pending *p);
+/* Fills err from a writer's outcome. */
+void lm__net_outcome_error(struct lm_error *err, int rc, const char *message);
 
 /* ws.c */
 int lm__ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,

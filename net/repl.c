@@ -217,6 +217,7 @@ struct lm_repl {
     size_t max_batch_bytes;
     void (*on_failure)(void *data, const char *why);
     void *fail_data;
+    void (*on_applied)(void *data, uint64_t db_index);
 
     struct raft raft;
     struct raft_io io;
@@ -237,6 +238,7 @@ struct lm_repl {
     /* loop thread only */
     struct wlist held, queued, proposed, applying;
     struct fence *fences, *fences_tail; /* barriers committed, waiting for the apply thread */
+    struct fence *index_waits;          /* lm_repl_wait_index, by target log index */
     uint64_t pushed, done;              /* last item queued / finished */
     bool ready;
     uint64_t ready_term;
@@ -1141,13 +1143,24 @@ static void tick_cb(uv_timer_t *t) { refresh_role(t->data); }
 
 /* ---------------------------------------------------------------- results */
 
+static void cancel_index_waits(lm_repl *r, int rc, const char *why)
+{
+    while (r->index_waits) {
+        struct fence *f = r->index_waits;
+        r->index_waits = f->next;
+        f->cb(f->data, rc, why);
+        lm_free(f);
+    }
+}
+
 static void on_done(uv_async_t *h)
 {
     lm_repl *r = h->data;
     pthread_mutex_lock(&r->mu);
     struct item *list = r->finished.head;
     r->finished.head = r->finished.tail = NULL;
-    bool failed = r->failed;
+    bool failed = r->failed, applied = list != NULL;
+    uint64_t db_index = r->db_index;
     char why[256];
     snprintf(why, sizeof why, "%s", r->failure);
     pthread_mutex_unlock(&r->mu);
@@ -1171,14 +1184,23 @@ static void on_done(uv_async_t *h)
         f->cb(f->data, 0, "");
         lm_free(f);
     }
+    while (r->index_waits && r->index_waits->target <= db_index) {
+        struct fence *f = r->index_waits;
+        r->index_waits = f->next;
+        f->cb(f->data, 0, "");
+        lm_free(f);
+    }
     if (r->barrier_wait && r->done >= r->barrier_target)
         become_ready(r);
+    if (applied && r->on_applied && !failed)
+        r->on_applied(r->fail_data, db_index);
     if (failed && !r->failed_seen) {
         r->failed_seen = true;
         r->ready = false;
         wlist_fail(r, &r->held, LM_EFAILED, why);
         wlist_fail(r, &r->queued, LM_EFAILED, why);
         wlist_fail(r, &r->applying, LM_EFAILED, why);
+        cancel_index_waits(r, LM_EFAILED, why);
         if (r->on_failure)
             r->on_failure(r->fail_data, why);
     }
@@ -1311,6 +1333,43 @@ int lm_repl_fence(lm_repl *r, lm_repl_done_cb cb, void *data)
         return from_raft(rv);
     }
     return 0;
+}
+
+int lm_repl_wait_index(lm_repl *r, uint64_t index, lm_repl_done_cb cb, void *data)
+{
+    if (r->closing)
+        return LM_ECANCELED;
+    pthread_mutex_lock(&r->mu);
+    uint64_t db_index = r->db_index;
+    bool failed = r->failed;
+    pthread_mutex_unlock(&r->mu);
+    if (failed)
+        return LM_EFAILED;
+    if (db_index >= index) {
+        cb(data, 0, "");
+        return 0;
+    }
+    struct fence *f = lm_calloc(1, sizeof *f);
+    if (!f)
+        return -ENOMEM;
+    f->r = r;
+    f->cb = cb;
+    f->data = data;
+    f->target = index;
+    struct fence **at = &r->index_waits; /* kept sorted: on_done pops from the front */
+    while (*at && (*at)->target <= index)
+        at = &(*at)->next;
+    f->next = *at;
+    *at = f;
+    return 0;
+}
+
+uint64_t lm_repl_db_index(lm_repl *r)
+{
+    pthread_mutex_lock(&r->mu);
+    uint64_t i = r->db_index;
+    pthread_mutex_unlock(&r->mu);
+    return i;
 }
 
 /* ---------------------------------------------------------------- membership */
@@ -1570,6 +1629,7 @@ static void raft_closed(struct raft *raft)
         lm_free(f);
     }
     r->fences_tail = NULL;
+    cancel_index_waits(r, LM_ECANCELED, "replication closed");
     stop_thread(r); /* before the async handle goes */
     uv_close((uv_handle_t *)&r->tick, handle_closed);
     uv_close((uv_handle_t *)&r->flush, handle_closed);
@@ -1634,6 +1694,7 @@ int lm_repl_open(uv_loop_t *loop, const struct lm_repl_opts *o, lm_repl **out,
     r->max_batch_bytes = o->max_batch_bytes ? o->max_batch_bytes : 8u << 20;
     r->on_failure = o->on_failure;
     r->fail_data = o->data;
+    r->on_applied = o->on_applied;
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->work_cond, NULL);
     pthread_cond_init(&r->snap_cond, NULL);

@@ -76,6 +76,10 @@ struct lm_repl_opts {
      * (out of memory, storage): this node stops acknowledging anything and should be
      * restarted (it then rebuilds from its Raft log). May be NULL. */
     void (*on_failure)(void *data, const char *why);
+    /* Called on the loop after entries (or a restored snapshot) took effect in the
+     * database, with the highest log index applied: a host tells its subscribers here.
+     * Receives `data`. May be NULL. */
+    void (*on_applied)(void *data, uint64_t db_index);
     void *data;
 };
 
@@ -136,6 +140,17 @@ typedef void (*lm_repl_done_cb)(void *data, int rc, const char *why);
  * -ENOMEM / LM_ECANCELED and cb is never called. Local reads without a fence see a
  * prefix of the committed log that only grows (see docs/REPLICATION.md). */
 int lm_repl_fence(lm_repl *r, lm_repl_done_cb cb, void *data);
+
+/* Waits until the database holds the effect of log entry `index` (db_index >= index):
+ * cb(data, 0, "") then, at once when it already does (before this returns). With an
+ * index a leader's fence returned (LM_WIRE_FENCE), a follower serves linearizable reads
+ * itself (read-index). cb gets LM_ECANCELED when closing, LM_EFAILED when the node
+ * failed meanwhile. Returns 0, or LM_ECANCELED / LM_EFAILED / -ENOMEM and cb is never
+ * called. */
+int lm_repl_wait_index(lm_repl *r, uint64_t index, lm_repl_done_cb cb, void *data);
+
+/* The highest log index whose effect is in the database. */
+uint64_t lm_repl_db_index(lm_repl *r);
 
 /* ---------------------------------------------------------------- membership */
 

@@ -323,25 +323,49 @@ static int to_leader(lm_repl_client *c, struct lm_wire_request *rq, struct lm_wi
                     "no leader answered within %u ms (%s)", c->deadline_ms, why);
 }
 
-int lm_repl_client_write(lm_repl_client *c, uint16_t type, const void *payload, size_t n,
-                         uint64_t *index, uint64_t *count, struct lm_error *err)
+/* Sends rq to the leader and reads the k u64 numbers of its OK reply into v. */
+static int leader_numbers(lm_repl_client *c, struct lm_wire_request *rq, uint64_t *v, int k,
+                          struct lm_error *err)
 {
-    struct lm_wire_request rq = {.op = LM_WIRE_WRITE, .type = type, .body = payload, .n = n};
     struct lm_wire_reply rp;
     uint8_t *frame = NULL;
-    int rc = to_leader(c, &rq, &rp, &frame, err);
+    int rc = to_leader(c, rq, &rp, &frame, err);
     if (rc)
         return rc;
     struct lm_wire_rd rd = {rp.body, rp.n, 0, false};
-    uint64_t i = lm_wire_get_u64(&rd), k = lm_wire_get_u64(&rd);
+    for (int i = 0; i < k; i++)
+        v[i] = lm_wire_get_u64(&rd);
     lm_free(frame);
-    if (rd.bad)
-        return lm__fail(err, LM_ECORRUPT, "malformed write reply");
+    return rd.bad ? lm__fail(err, LM_ECORRUPT, "malformed reply to operation %u", rq->op) : 0;
+}
+
+int lm_repl_client_write(lm_repl_client *c, uint16_t type, const void *payload, size_t n,
+                         uint64_t *index, uint64_t *count, struct lm_error *err)
+{
+    return lm_repl_client_write_as(c, 0, 0, type, payload, n, index, count, err);
+}
+
+int lm_repl_client_write_as(lm_repl_client *c, uint64_t client_id, uint64_t request_id,
+                            uint16_t type, const void *payload, size_t n, uint64_t *index,
+                            uint64_t *count, struct lm_error *err)
+{
+    struct lm_wire_request rq = {.op = LM_WIRE_WRITE, .type = type, .body = payload, .n = n,
+                                 .client_id = client_id, .request_id = request_id};
+    uint64_t v[2];
+    int rc = leader_numbers(c, &rq, v, 2, err);
+    if (rc)
+        return rc;
     if (index)
-        *index = i;
+        *index = v[0];
     if (count)
-        *count = k;
+        *count = v[1];
     return 0;
+}
+
+int lm_repl_client_fence(lm_repl_client *c, uint64_t *index, struct lm_error *err)
+{
+    struct lm_wire_request rq = {.op = LM_WIRE_FENCE};
+    return leader_numbers(c, &rq, index, 1, err);
 }
 
 /* Encodes a record and writes it. */

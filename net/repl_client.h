@@ -59,6 +59,17 @@ int lm_repl_client_call(lm_repl_client *c, size_t node, const struct lm_wire_req
 int lm_repl_client_write(lm_repl_client *c, uint16_t type, const void *payload, size_t n,
                          uint64_t *index, uint64_t *count, struct lm_error *err);
 
+/* The same on behalf of another client (a server forwarding its own clients' writes):
+ * (client_id, request_id) name the request for deduplication; 0 picks this client's. */
+int lm_repl_client_write_as(lm_repl_client *c, uint64_t client_id, uint64_t request_id,
+                            uint16_t type, const void *payload, size_t n, uint64_t *index,
+                            uint64_t *count, struct lm_error *err);
+
+/* Read-index: asks the leader (following redirects) to fence, and returns in *index the
+ * log index its database had reached then. A node whose database reaches *index holds
+ * every write acknowledged before this call (lm_repl_wait_index). */
+int lm_repl_client_fence(lm_repl_client *c, uint64_t *index, struct lm_error *err);
+
 /* The same with the record encoded here. user_sizes: byte size of each of the field's
  * user columns (1 for u8, 4 otherwise; NULL when it has none). */
 int lm_repl_client_create_field(lm_repl_client *c, const char *name,

@@ -287,6 +287,21 @@ static void fence_done(void *data, int rc, const char *why)
     read_queue(q);
 }
 
+/* A read-index request: the fence committed and applied here, so every write
+ * acknowledged before it is within this index; a follower that waits for it reads
+ * linearizably. */
+static void fence_index_done(void *data, int rc, const char *why)
+{
+    struct req *q = data;
+    if (rc) {
+        reply_rc(q, rc, why);
+    } else {
+        uint64_t index = lm_repl_db_index(q->c->port->repl);
+        send_frame(q->c, LM_WIRE_OK, 0, q->request_id, &index, sizeof index);
+    }
+    req_free(q);
+}
+
 /* ---------------------------------------------------------------- requests */
 
 static void write_settled(void *data, const struct lm_repl_result *res)
@@ -384,6 +399,9 @@ static void serve(struct conn *c, const struct lm_wire_request *rq)
             rc = lm_repl_fence(p->repl, fence_done, q);
         else
             read_queue(q);
+        break;
+    case LM_WIRE_FENCE:
+        rc = lm_repl_fence(p->repl, fence_index_done, q);
         break;
     case LM_WIRE_ADD: {
         struct lm_wire_rd rd = {rq->body, rq->n, 0, false};

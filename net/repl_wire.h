@@ -69,6 +69,7 @@ enum lm_wire_op {
     LM_WIRE_ADD = 5,    /* body: u64 id, str Raft address, str client address; ok: none */
     LM_WIRE_REMOVE = 6, /* body: u64 id; ok: none */
     LM_WIRE_FIELDS = 7, /* body: none; ok: field list */
+    LM_WIRE_FENCE = 8,  /* body: none; ok: u64 leader's db index after a fence (read-index) */
 };
 #define LM_WIRE_LINEARIZABLE 1u /* request flag: reads after a leader's fence */
 

@@ -8,12 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
 #include "net_int.h"
+#include "record.h"
 
 #define HTTP_CHUNK 16384
 
@@ -45,11 +47,47 @@ bool lm__net_token_ok(const lm_net_server *s, const char *tok, size_t n)
     return diff == 0;
 }
 
+uint64_t lm__net_random_id(void)
+{
+    uint64_t id = 0;
+    if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id || !id)
+        id = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)&id;
+    return id ? id : 1;
+}
+
+struct lm__net_pending *lm__net_pending_new(lm_net_server *s, void *owner)
+{
+    struct lm__net_pending *p = lm_calloc(1, sizeof *p);
+    if (p) {
+        p->s = s;
+        p->owner = owner;
+        p->t0 = lm__net_now();
+    }
+    return p;
+}
+
+void lm__net_pending_free(struct lm__net_pending *p)
+{
+    if (p) {
+        lm_free(p->text);
+        lm_free(p);
+    }
+}
+
+void lm__net_outcome_error(struct lm_error *err, int rc, const char *message)
+{
+    *err = (struct lm_error){.code = rc, .offset = -1};
+    snprintf(err->message, sizeof err->message, "%s",
+             message && message[0] ? message : lm_strerror(rc));
+}
+
 /* ---------------------------------------------------------------- HTTP sessions */
 
 enum method { M_OTHER, M_GET, M_POST, M_PUT };
 
 struct http_sess {
+    struct lws *wsi;
+    struct lm__net_pending *pending; /* a write or read waiting on opts.writer */
     enum method method;
     enum lm_net_route route;
     char path[256];
@@ -66,6 +104,8 @@ struct http_sess {
 
 static void http_reset(struct http_sess *h)
 {
+    if (h->pending)
+        h->pending->owner = NULL; /* its outcome comes after the connection went */
     lm_net_buf_free(&h->body);
     lm_net_buf_free(&h->resp);
     memset(h, 0, sizeof *h);
@@ -152,6 +192,8 @@ static void http_route(struct http_sess *h)
         h->route = LM_ROUTE_FIELDS;
     else if (!strcmp(p, "/v1/query"))
         h->route = LM_ROUTE_QUERY;
+    else if (!strcmp(p, "/v1/cluster") || !strcmp(p, "/v1/cluster/digest"))
+        h->route = LM_ROUTE_CLUSTER;
     else if (!strncmp(p, "/v1/fields/", 11)) {
         const char *name = p + 11, *slash = strchr(name, '/');
         size_t n = slash ? (size_t)(slash - name) : strlen(name);
@@ -169,6 +211,181 @@ static void http_route(struct http_sess *h)
 static bool needs_body(const struct http_sess *h)
 {
     return h->method == M_POST || h->method == M_PUT;
+}
+
+/* ------------------------------------------------ writes and reads through opts.writer */
+
+/* The writer's failure as the JSON error answer. */
+static void http_outcome_error(struct http_sess *h, int rc, const char *msg)
+{
+    struct lm_error e;
+    lm__net_outcome_error(&e, rc, msg);
+    h->status = lm_api_error(&h->resp, rc, &e);
+}
+
+/* After a writer call started (rc 0): the request waits on p for its callback. Else
+ * the error is answered now. */
+static int http_park(struct lws *wsi, lm_net_server *s, struct http_sess *h,
+                     struct lm__net_pending *p, int rc, const struct lm_error *err)
+{
+    if (rc) {
+        lm__net_pending_free(p);
+        h->status = lm_api_error(&h->resp, rc, err);
+        return http_respond(wsi, s, h);
+    }
+    h->pending = p;
+    return 0;
+}
+
+static void http_write_done(void *ctx, int rc, uint64_t index, uint64_t count, const char *msg)
+{
+    struct lm__net_pending *p = ctx;
+    struct http_sess *h = p->owner;
+    lm_net_server *s = p->s;
+    if (h) {
+        h->pending = NULL;
+        if (rc)
+            http_outcome_error(h, rc, msg); else if (p->type == LM_REC_FIELD_CREATE) {
+            lm_api_created_json(&h->resp, h->field);
+            h->status = 201;
+            lm__net_log(s, "field %s created (log index %llu)", h->field,
+                        (unsigned long long)index);
+        } else {
+            lm_api_inserted_json(&h->resp, (size_t)count, index);
+            h->status = 200;
+            s->m.inserts++;
+            s->m.samples_inserted += count;
+        }
+        http_respond(h->wsi, s, h);
+    }
+    if (!rc)
+        lm_net_server_notify(s);
+    lm__net_pending_free(p);
+}
+
+static int http_replicate(struct lws *wsi, lm_net_server *s, struct http_sess *h,
+                          const char *body, size_t blen, bool caught_up);
+
+static void http_caught_up(void *ctx, int rc, const char *msg)
+{
+    struct lm__net_pending *p = ctx;
+    struct http_sess *h = p->owner;
+    lm_net_server *s = p->s;
+    lm__net_pending_free(p);
+    if (!h)
+        return;
+    h->pending = NULL;
+    if (rc) {
+        http_outcome_error(h, rc, msg);
+        http_respond(h->wsi, s, h);
+        return;
+    }
+    lm_net_buf_clear(&h->resp);
+    http_replicate(h->wsi, s, h, (const char *)h->body.p, h->body.len, true);
+}
+
+/* A write on a replicated server: checked and encoded here, committed by the writer,
+ * answered when it settles. A node that has not yet applied a field another node just
+ * created (or dropped) would refuse the write wrongly: on such a verdict it first
+ * catches up with the leader (a read fence), then checks once more. */
+static int http_replicate(struct lws *wsi, lm_net_server *s, struct http_sess *h,
+                          const char *body, size_t blen, bool caught_up)
+{
+    struct lm_api_record rec = {0};
+    uint64_t lsn = 0;
+    size_t n = 0;
+    h->status = h->route == LM_ROUTE_FIELD
+                    ? lm_api_field_create(s->o.db, h->field, body ? body : "{}", body ? blen : 2,
+                                          &h->resp, &rec)
+                    : lm_api_insert(s->o.db, h->field, body ? body : "", blen, &h->resp, &lsn, &n,
+                                    &rec);
+    struct lm_error err = {0};
+    if ((h->status == 404 || h->status == 409) && !caught_up) {
+        struct lm__net_pending *p = lm__net_pending_new(s, h);
+        if (p && !s->o.writer->fence(s->o.writer->user, http_caught_up, p, &err)) {
+            h->pending = p;
+            return 0;
+        }
+        lm__net_pending_free(p); /* no fence: the local verdict stands */
+    }
+    if (h->status)
+        return http_respond(wsi, s, h);
+    struct lm__net_pending *p = lm__net_pending_new(s, h);
+    int rc = p ? 0 : -ENOMEM;
+    if (p) {
+        p->type = rec.type;
+        p->samples = rec.samples;
+        rc = s->o.writer->write(s->o.writer->user, s->client_id, ++s->request_seq, rec.type,
+                                rec.payload, rec.n, http_write_done, p, &err);
+    }
+    lm_free(rec.payload);
+    return http_park(wsi, s, h, p, rc, &err);
+}
+
+static void http_read_ready(void *ctx, int rc, const char *msg)
+{
+    struct lm__net_pending *p = ctx;
+    struct http_sess *h = p->owner;
+    lm_net_server *s = p->s;
+    if (h) {
+        h->pending = NULL;
+        if (rc)
+            http_outcome_error(h, rc, msg);
+        else
+            h->status = lm_api_query(s->o.db, p->text, p->text_len, s->o.query_fn,
+                                     s->o.query_user, &h->resp);
+        http_respond(h->wsi, s, h);
+    }
+    lm__net_pending_free(p);
+}
+
+/* POST /v1/query?consistency=linearizable on a replicated server: the query runs once
+ * the writer's fence says the local database holds every acknowledged write. */
+static int http_linearizable_query(struct lws *wsi, lm_net_server *s, struct http_sess *h,
+                                   const char *body, size_t blen)
+{
+    struct lm_error err = {0};
+    struct lm__net_pending *p = lm__net_pending_new(s, h);
+    int rc = p && (p->text = lm_alloc(blen + 1)) ? 0 : -ENOMEM;
+    if (!rc) {
+        if (blen)
+            memcpy(p->text, body, blen);
+        p->text[blen] = 0;
+        p->text_len = blen;
+        rc = s->o.writer->fence(s->o.writer->user, http_read_ready, p, &err);
+    }
+    return http_park(wsi, s, h, p, rc, &err);
+}
+
+/* The consistency a query asks for: URL argument consistency=linearizable|local. */
+static int http_consistency(struct lws *wsi, bool *linearizable)
+{
+    char buf[64];
+    *linearizable = false;
+    const char *v = lws_get_urlarg_by_name(wsi, "consistency=", buf, (int)sizeof buf);
+    if (!v)
+        return 0;
+    if (!strcmp(v, "linearizable"))
+        *linearizable = true;
+    else if (strcmp(v, "local"))
+        return -1;
+    return 0;
+}
+
+static int http_cluster(struct lws *wsi, lm_net_server *s, struct http_sess *h)
+{
+    if (!s->o.writer)
+        return http_error(wsi, s, h, 404, "ENOTFOUND",
+                          "this server is a single node (start it with --node-id and --peers)");
+    if (!strcmp(h->path, "/v1/cluster")) {
+        s->o.writer->status_json(s->o.writer->user, &h->resp);
+        h->status = 200;
+    } else {
+        struct lm_error err = {0};
+        int rc = s->o.writer->digest_json(s->o.writer->user, &h->resp, &err);
+        h->status = rc ? lm_api_error(&h->resp, rc, &err) : 200;
+    }
+    return http_respond(wsi, s, h);
 }
 
 /* Handles a request whose body (if any) has arrived. */
@@ -198,6 +415,19 @@ static int http_handle(struct lws *wsi, lm_net_server *s, struct http_sess *h)
     const char *body = (const char *)h->body.p;
     size_t blen = h->body.len;
     lm_net_buf_clear(&h->resp);
+    if (s->o.writer && write)
+        return http_replicate(wsi, s, h, body, blen, false);
+    if (h->route == LM_ROUTE_CLUSTER)
+        return http_cluster(wsi, s, h);
+    if (h->route == LM_ROUTE_QUERY) {
+        bool linearizable;
+        if (http_consistency(wsi, &linearizable))
+            return http_error(wsi, s, h, 400, "EBADARG",
+                              "consistency must be 'local' or 'linearizable'");
+        /* a single node's reads are linearizable already */
+        if (linearizable && s->o.writer)
+            return http_linearizable_query(wsi, s, h, body ? body : "", blen);
+    }
     switch (h->route) {
     case LM_ROUTE_HEALTHZ:
         lm_net_buf_printf(&h->resp, "{\"status\":\"ok\",\"lsn\":%llu,\"clients\":%llu}",
@@ -215,7 +445,7 @@ static int http_handle(struct lws *wsi, lm_net_server *s, struct http_sess *h)
         break;
     case LM_ROUTE_FIELD:
         h->status = lm_api_field_create(s->o.db, h->field, body ? body : "{}", body ? blen : 2,
-                                        &h->resp);
+                                        &h->resp, NULL);
         if (h->status == 201)
             lm__net_log(s, "field %s created", h->field);
         break;
@@ -226,7 +456,8 @@ static int http_handle(struct lws *wsi, lm_net_server *s, struct http_sess *h)
     case LM_ROUTE_SAMPLES: {
         uint64_t lsn = 0;
         size_t n = 0;
-        h->status = lm_api_insert(s->o.db, h->field, body ? body : "", blen, &h->resp, &lsn, &n);
+        h->status = lm_api_insert(s->o.db, h->field, body ? body : "", blen, &h->resp, &lsn, &n,
+                                  NULL);
         if (h->status == 200) {
             s->m.inserts++;
             s->m.samples_inserted += n;
@@ -277,6 +508,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     }
     case LWS_CALLBACK_HTTP: {
         http_reset(h);
+        h->wsi = wsi;
         h->t0 = lm__net_now();
         static const struct { enum lws_token_indexes tok; enum method m; } methods[] = {
             {WSI_TOKEN_GET_URI, M_GET}, {WSI_TOKEN_POST_URI, M_POST}, {WSI_TOKEN_PUT_URI, M_PUT}};
@@ -395,6 +627,7 @@ int lm_net_server_open(const struct lm_net_opts *opts, lm_net_server **out,
     s->o.ping_s = opts->ping_s ? opts->ping_s : 20;
     s->o.timeout_s = opts->timeout_s ? opts->timeout_s : 60;
     s->web_root = opts->web_root ? lm_strdup(opts->web_root) : NULL;
+    s->client_id = lm__net_random_id();
     s->rl = lm_net_ratelimit_new(opts->rate, opts->burst > 0 ? opts->burst : opts->rate * 2, 0);
     s->cache = lm_net_framecache_new(64u << 20, 8192);
     if ((opts->web_root && !s->web_root) || !s->rl || !s->cache) {

@@ -50,6 +50,9 @@ enum lm_ws_type {
 /* Flags of CHUNK and VOXELS frames. */
 #define LM_WS_FLAG_DELTA 0x01     /* a newer version of a chunk already sent */
 
+/* Flags of QUERY. */
+#define LM_WS_QUERY_LINEARIZABLE 0x01 /* a replicated server fences before reading */
+
 /* Flags of WELCOME. */
 #define LM_WS_WELCOME_WRITE 0x01  /* this connection may insert */
 #define LM_WS_WELCOME_READ_TOKEN 0x02 /* the server requires the token for reads */

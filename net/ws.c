@@ -597,11 +597,84 @@ static void reply_json(struct lm__ws_sess *w, uint32_t id, int status, struct lm
     enqueue(w, &b);
 }
 
+/* Pending ops of a session, for replicated writes and linearizable reads. */
+static void pending_link(struct lm__ws_sess *w, struct lm__net_pending *p)
+{
+    p->next = w->pending;
+    w->pending = p;
+}
+
+static void pending_unlink(struct lm__ws_sess *w, struct lm__net_pending *p)
+{
+    for (struct lm__net_pending **at = &w->pending; *at; at = &(*at)->next)
+        if (*at == p) {
+            *at = p->next;
+            return;
+        }
+}
+
+static void send_outcome_error(struct lm__ws_sess *w, uint32_t id, int rc, const char *msg)
+{
+    struct lm_net_buf out = {0};
+    struct lm_error e;
+    lm__net_outcome_error(&e, rc, msg);
+    int status = lm_api_error(&out, rc, &e);
+    reply_json(w, id, status, &out);
+    lm_net_buf_free(&out);
+}
+
+static void ws_read_ready(void *ctx, int rc, const char *msg)
+{
+    struct lm__net_pending *p = ctx;
+    struct lm__ws_sess *w = p->owner;
+    if (w) {
+        pending_unlink(w, p);
+        lm_net_server *s = w->srv;
+        if (rc) {
+            send_outcome_error(w, p->ws_id, rc, msg);
+        } else {
+            struct lm_net_buf out = {0};
+            int status = lm_api_query(s->o.db, p->text, p->text_len, s->o.query_fn,
+                                      s->o.query_user, &out);
+            lm_net_metrics_observe(&s->m, LM_ROUTE_WS_QUERY, status, lm__net_now() - p->t0);
+            reply_json(w, p->ws_id, status, &out);
+            lm_net_buf_free(&out);
+        }
+    }
+    lm__net_pending_free(p);
+}
+
+/* A QUERY with the linearizable flag on a replicated server: read after the fence. */
+static void linearizable_query(struct lm__ws_sess *w, const struct lm_ws_msg *m)
+{
+    lm_net_server *s = w->srv;
+    struct lm_error err = {0};
+    struct lm__net_pending *p = lm__net_pending_new(s, w);
+    int rc = p && (p->text = lm_alloc(m->u.query.len + 1)) ? 0 : -ENOMEM;
+    if (!rc) {
+        memcpy(p->text, m->u.query.json, m->u.query.len);
+        p->text[m->u.query.len] = 0;
+        p->text_len = m->u.query.len;
+        p->ws_id = m->id;
+        pending_link(w, p);
+        if ((rc = s->o.writer->fence(s->o.writer->user, ws_read_ready, p, &err)))
+            pending_unlink(w, p);
+    }
+    if (rc) {
+        lm__net_pending_free(p);
+        send_outcome_error(w, m->id, rc, err.message);
+    }
+}
+
 static void handle_query(struct lm__ws_sess *w, const struct lm_ws_msg *m)
 {
     lm_net_server *s = w->srv;
     if (!rate_ok(w, m->id))
         return;
+    if ((m->flags & LM_WS_QUERY_LINEARIZABLE) && s->o.writer) {
+        linearizable_query(w, m);
+        return;
+    }
     double t0 = lm__net_now();
     struct lm_net_buf out = {0};
     int status = lm_api_query(s->o.db, m->u.query.json, m->u.query.len, s->o.query_fn,
@@ -609,6 +682,124 @@ static void handle_query(struct lm__ws_sess *w, const struct lm_ws_msg *m)
     lm_net_metrics_observe(&s->m, LM_ROUTE_WS_QUERY, status, lm__net_now() - t0);
     reply_json(w, m->id, status, &out);
     lm_net_buf_free(&out);
+}
+
+static void ack(struct lm__ws_sess *w, uint32_t id, uint64_t lsn, size_t n)
+{
+    lm_net_server *s = w->srv;
+    s->m.inserts++;
+    s->m.samples_inserted += n;
+    struct lm_net_buf b;
+    frame_begin(&b, 32);
+    lm_ws_encode_ack(&b, id, lsn, (uint32_t)n);
+    enqueue(w, &b);
+}
+
+static void ws_write_done(void *ctx, int rc, uint64_t index, uint64_t count, const char *msg)
+{
+    struct lm__net_pending *p = ctx;
+    struct lm__ws_sess *w = p->owner;
+    if (w) {
+        pending_unlink(w, p);
+        lm_net_metrics_observe(&w->srv->m, LM_ROUTE_WS_INSERT, lm_api_status(rc),
+                               lm__net_now() - p->t0);
+        if (rc)
+            send_outcome_error(w, p->ws_id, rc, msg);
+        else
+            ack(w, p->ws_id, index, (size_t)count);
+    }
+    if (!rc)
+        lm_net_server_notify(p->s);
+    lm__net_pending_free(p);
+}
+
+static void replicated_insert(struct lm__ws_sess *w, const struct lm_ws_msg *m, bool caught_up);
+
+static void ws_caught_up(void *ctx, int rc, const char *msg)
+{
+    struct lm__net_pending *p = ctx;
+    struct lm__ws_sess *w = p->owner;
+    if (w) {
+        pending_unlink(w, p);
+        if (rc) {
+            send_outcome_error(w, p->ws_id, rc, msg);
+        } else {
+            struct lm_ws_msg m = {.type = LM_WS_INSERT, .id = p->ws_id};
+            memcpy(m.u.insert.field, p->field, sizeof p->field);
+            m.u.insert.json = p->text;
+            m.u.insert.len = p->text_len;
+            replicated_insert(w, &m, true);
+        }
+    }
+    lm__net_pending_free(p);
+}
+
+/* An unknown field may be one another node just created: catch up with the leader (a
+ * read fence) and check again, once. Returns false when no fence could start. */
+static bool catch_up_then_retry(struct lm__ws_sess *w, const struct lm_ws_msg *m)
+{
+    lm_net_server *s = w->srv;
+    struct lm_error err = {0};
+    struct lm__net_pending *p = lm__net_pending_new(s, w);
+    if (!p || !(p->text = lm_alloc(m->u.insert.len + 1))) {
+        lm__net_pending_free(p);
+        return false;
+    }
+    memcpy(p->text, m->u.insert.json, m->u.insert.len);
+    p->text[m->u.insert.len] = 0;
+    p->text_len = m->u.insert.len;
+    memcpy(p->field, m->u.insert.field, sizeof p->field);
+    p->ws_id = m->id;
+    pending_link(w, p);
+    if (s->o.writer->fence(s->o.writer->user, ws_caught_up, p, &err)) {
+        pending_unlink(w, p);
+        lm__net_pending_free(p);
+        return false;
+    }
+    return true;
+}
+
+/* An INSERT on a replicated server: checked and encoded here, acknowledged once the
+ * writer committed it. The session's client id and request numbers name it. */
+static void replicated_insert(struct lm__ws_sess *w, const struct lm_ws_msg *m, bool caught_up)
+{
+    lm_net_server *s = w->srv;
+    struct lm_net_buf out = {0};
+    struct lm_api_record rec = {0};
+    uint64_t lsn = 0;
+    size_t n = 0;
+    int status = lm_api_insert(s->o.db, m->u.insert.field, m->u.insert.json, m->u.insert.len,
+                               &out, &lsn, &n, &rec);
+    if (status == 404 && !caught_up && catch_up_then_retry(w, m)) {
+        lm_net_buf_free(&out);
+        return;
+    }
+    if (status) {
+        reply_json(w, m->id, status, &out);
+        lm_net_buf_free(&out);
+        return;
+    }
+    lm_net_buf_free(&out);
+    if (!w->client_id)
+        w->client_id = lm__net_random_id();
+    struct lm_error err = {0};
+    struct lm__net_pending *p = lm__net_pending_new(s, w);
+    int rc = p ? 0 : -ENOMEM;
+    if (p) {
+        p->ws_id = m->id;
+        p->type = rec.type;
+        p->samples = rec.samples;
+        pending_link(w, p);
+        rc = s->o.writer->write(s->o.writer->user, w->client_id, ++w->request_seq, rec.type,
+                                rec.payload, rec.n, ws_write_done, p, &err);
+        if (rc)
+            pending_unlink(w, p);
+    }
+    lm_free(rec.payload);
+    if (rc) {
+        lm__net_pending_free(p);
+        send_outcome_error(w, m->id, rc, err.message);
+    }
 }
 
 static void handle_insert(struct lm__ws_sess *w, const struct lm_ws_msg *m)
@@ -621,20 +812,19 @@ static void handle_insert(struct lm__ws_sess *w, const struct lm_ws_msg *m)
     }
     if (!rate_ok(w, m->id))
         return;
+    if (s->o.writer) {
+        replicated_insert(w, m, false);
+        return;
+    }
     double t0 = lm__net_now();
     struct lm_net_buf out = {0};
     uint64_t lsn = 0;
     size_t n = 0;
     int status = lm_api_insert(s->o.db, m->u.insert.field, m->u.insert.json, m->u.insert.len,
-                               &out, &lsn, &n);
+                               &out, &lsn, &n, NULL);
     lm_net_metrics_observe(&s->m, LM_ROUTE_WS_INSERT, status, lm__net_now() - t0);
     if (status == 200) {
-        s->m.inserts++;
-        s->m.samples_inserted += n;
-        struct lm_net_buf b;
-        frame_begin(&b, 32);
-        lm_ws_encode_ack(&b, m->id, lsn, (uint32_t)n);
-        enqueue(w, &b);
+        ack(w, m->id, lsn, n);
         lm_net_server_notify(s);
     } else {
         reply_json(w, m->id, status, &out);
@@ -715,6 +905,9 @@ static void sess_close(struct lm__ws_sess *w)
     drop_queue(w);
     while (w->subs)
         sub_remove(w, w->subs->id);
+    for (struct lm__net_pending *p = w->pending; p; p = p->next)
+        p->owner = NULL; /* their outcomes come after the session went */
+    w->pending = NULL;
     lm_net_buf_free(&w->rx);
     if (w->prev)
         w->prev->next = w->next;

@@ -13,6 +13,8 @@
 
 #include "alloc.h"
 #include "api.h"
+#include "db.h"
+#include "record.h"
 #include "net.h"
 
 struct fixture {
@@ -54,17 +56,63 @@ static int create(struct fixture *f)
 {
     const char *def = "{\"voxel_size\": 1, \"chunk_edge\": 8, \"user_columns\": "
                       "[{\"name\": \"tag\", \"type\": \"i32\"}, {\"name\": \"k\", \"type\": \"u8\"}]}";
-    return lm_api_field_create(f->db, "f", def, strlen(def), &f->out);
+    return lm_api_field_create(f->db, "f", def, strlen(def), &f->out, NULL);
 }
 
 static int insert(struct fixture *f, const char *json, uint64_t *lsn, size_t *n)
 {
-    return lm_api_insert(f->db, "f", json, strlen(json), &f->out, lsn, n);
+    return lm_api_insert(f->db, "f", json, strlen(json), &f->out, lsn, n, NULL);
 }
 
 static int query(struct fixture *f, const char *json)
 {
     return lm_api_query(f->db, json, strlen(json), NULL, NULL, &f->out);
+}
+
+/* A replicated server checks and encodes writes without applying them; the records,
+ * applied on a replica, give the state the direct writes give. */
+static void test_deferred_writes_encode_records_and_apply_nothing(void **state)
+{
+    struct fixture *f = *state;
+    const char *def = "{\"voxel_size\": 1, \"chunk_edge\": 8}";
+    struct lm_api_record create_rec = {0}, insert_rec = {0};
+    assert_int_equal(lm_api_field_create(f->db, "f", def, strlen(def), &f->out, &create_rec), 0);
+    assert_int_equal(create_rec.type, LM_REC_FIELD_CREATE);
+    struct lm_field_info info;
+    assert_int_equal(lm_field_info(f->db, "f", &info, NULL), LM_ENOFIELD); /* not applied */
+    assert_int_equal(create(f), 201);
+    uint64_t lsn0 = lm_db_lsn(f->db), lsn = 0;
+    size_t n = 0;
+    const char *rows = "{\"x\":[1.5,2.5],\"y\":[0,0],\"z\":[3,3],\"intensity\":[7,8]}";
+    assert_int_equal(lm_api_insert(f->db, "f", rows, strlen(rows), &f->out, &lsn, &n, &insert_rec), 0);
+    assert_int_equal(insert_rec.type, LM_REC_INSERT);
+    assert_int_equal(insert_rec.samples, 2);
+    assert_int_equal(lm_db_lsn(f->db), lsn0); /* nothing written */
+    /* a bad write is refused at once with the engine's reason, and encodes nothing */
+    struct lm_api_record bad = {0};
+    const char *nan_rows = "{\"x\":[1],\"y\":[0],\"z\":[\"a\"]}";
+    assert_int_equal(lm_api_insert(f->db, "f", nan_rows, strlen(nan_rows), &f->out, &lsn, &n, &bad), 400);
+    assert_null(bad.payload);
+
+    char rdir[64] = "/tmp/lumadb-netapi-replica-XXXXXX";
+    assert_non_null(mkdtemp(rdir));
+    lm_db *replica;
+    assert_int_equal(lm__db_open_replica(rdir, NULL, &replica, NULL), 0);
+    uint64_t count = 0;
+    assert_int_equal(lm__db_apply_record(replica, create_rec.type, create_rec.payload, create_rec.n,
+                                         1, &count, NULL), 0);
+    assert_int_equal(lm__db_apply_record(replica, insert_rec.type, insert_rec.payload, insert_rec.n,
+                                         2, &count, NULL), 0);
+    assert_int_equal(count, 2);
+    assert_int_equal(lm_field_info(replica, "f", &info, NULL), 0);
+    assert_int_equal(info.n_samples, 2);
+    assert_int_equal(info.opts.chunk_edge, 8);
+    lm_db_close(replica);
+    lm_free(create_rec.payload);
+    lm_free(insert_rec.payload);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", rdir);
+    assert_int_equal(system(cmd), 0);
 }
 
 static void test_fields_are_created_and_listed(void **state)
@@ -74,9 +122,9 @@ static void test_fields_are_created_and_listed(void **state)
     assert_int_equal(create(f), 409);
     assert_non_null(strstr(body(f), "LM_EFIELDEXISTS"));
     const char *bad = "{\"voxel_size\": -1}";
-    assert_int_equal(lm_api_field_create(f->db, "g", bad, strlen(bad), &f->out), 400);
+    assert_int_equal(lm_api_field_create(f->db, "g", bad, strlen(bad), &f->out, NULL), 400);
     const char *badtype = "{\"user_columns\": [{\"name\": \"a\", \"type\": \"f64\"}]}";
-    assert_int_equal(lm_api_field_create(f->db, "g", badtype, strlen(badtype), &f->out), 400);
+    assert_int_equal(lm_api_field_create(f->db, "g", badtype, strlen(badtype), &f->out, NULL), 400);
     assert_non_null(strstr(body(f), "f32, i32 or u8"));
     assert_int_equal(lm_api_fields(f->db, &f->out), 200);
     assert_non_null(strstr(body(f), "\"name\":\"f\""));
@@ -122,7 +170,7 @@ static void test_bad_inserts_change_nothing_and_say_why(void **state)
     assert_int_equal(insert(f, "{\"x\":[1,2],\"y\":[0,0],\"z\":[0,0],\"r\":[1,2],\"g\":[0,0],\"b\":[0,0]}",
                             &lsn, &n), 400); /* colour 2 is out of range: the engine refuses */
     assert_non_null(strstr(body(f), "LM_EBADVALUE"));
-    assert_int_equal(lm_api_insert(f->db, "nope", "{}", 2, &f->out, &lsn, &n), 404);
+    assert_int_equal(lm_api_insert(f->db, "nope", "{}", 2, &f->out, &lsn, &n, NULL), 404);
     struct lm_field_info info;
     lm_field_info(f->db, "f", &info, NULL);
     assert_int_equal(info.n_samples, 0);
@@ -257,6 +305,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_fields_are_created_and_listed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deferred_writes_encode_records_and_apply_nothing,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_inserts_take_columns_or_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_inserts_change_nothing_and_say_why, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queries_map_onto_the_c_api, setup, teardown),

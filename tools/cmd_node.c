@@ -30,17 +30,10 @@ struct node {
 
 static int usage(void)
 {
-    fprintf(stderr,
-            "usage: lumadb node DIR --node-id N --peers ID=HOST:PORT[/CLIENT],... [options]\n"
-            "  --peers LIST            the voters (this node included); CLIENT is the\n"
-            "                          client port, HOST:PORT or a bare port\n"
-            "  --client-port P|ADDR    this node's client port (default: from --peers)\n"
-            "  --join                  do not bootstrap: wait to be added (cluster add)\n"
-            "  --election-ms N         election timeout (default 200)\n"
-            "  --heartbeat-ms N        heartbeat interval (default 20)\n"
-            "  --snapshot-threshold N  entries between snapshots (default 1024)\n"
-            "  --snapshot-trailing N   entries kept behind a snapshot (default 128)\n"
-            "DIR holds data/ (the replica, rebuilt at start) and raft/ (log, snapshots).\n");
+    fprintf(stderr, "usage: lumadb node DIR --node-id N --peers ID=HOST:PORT[/CLIENT],... "
+                    "[options]\n%s"
+                    "DIR holds data/ (the replica, rebuilt at start) and raft/ (log, "
+                    "snapshots).\n", lm_cluster_usage);
     return 2;
 }
 
@@ -69,71 +62,30 @@ static void on_failure(void *data, const char *why)
     stop(data, 1);
 }
 
-static bool number(const char *s, unsigned *out)
-{
-    char *end;
-    unsigned long v = strtoul(s, &end, 10);
-    if (!*s || *end || v > 1000000000ul)
-        return false;
-    *out = (unsigned)v;
-    return true;
-}
-
 int lm_cmd_node(int argc, char **argv)
 {
-    const char *dir = NULL, *peers = NULL, *client = NULL;
-    struct lm_repl_opts o = {0};
-    unsigned id = 0;
+    const char *dir = NULL;
+    struct lm_cluster_args ca = {0};
     for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        bool ok = true;
-        if (!strcmp(a, "--node-id") && v)
-            ok = number(argv[++i], &id);
-        else if (!strcmp(a, "--peers") && v)
-            peers = argv[++i];
-        else if (!strcmp(a, "--client-port") && v)
-            client = argv[++i];
-        else if (!strcmp(a, "--join"))
-            o.join = true;
-        else if (!strcmp(a, "--election-ms") && v)
-            ok = number(argv[++i], &o.election_ms);
-        else if (!strcmp(a, "--heartbeat-ms") && v)
-            ok = number(argv[++i], &o.heartbeat_ms);
-        else if (!strcmp(a, "--snapshot-threshold") && v)
-            ok = number(argv[++i], &o.snapshot_threshold);
-        else if (!strcmp(a, "--snapshot-trailing") && v)
-            ok = number(argv[++i], &o.snapshot_trailing);
-        else if (a[0] != '-' && !dir)
-            dir = a;
+        int took = lm_cluster_arg(&ca, argc, argv, &i);
+        if (took < 0)
+            return fprintf(stderr, "lumadb node: bad or missing value for %s\n", argv[i]), 2;
+        if (took)
+            continue;
+        if (argv[i][0] != '-' && !dir)
+            dir = argv[i];
         else
             return usage();
-        if (!ok)
-            return fprintf(stderr, "lumadb node: bad value for %s\n", a), 2;
     }
-    if (!dir || !id || !peers)
+    if (!dir)
         return usage();
-    struct lm_repl_member members[LM_REPL_MAX_MEMBERS];
+    int bad = lm_cluster_args_finish(&ca, "lumadb node");
+    if (bad)
+        return bad;
     struct lm_error err = {0};
-    int n_members = lm_repl_parse_members(peers, members, LM_REPL_MAX_MEMBERS, &err);
-    if (n_members < 0)
-        return fprintf(stderr, "lumadb node: --peers: %s\n", err.message), 2;
-    struct lm_repl_member *self = NULL;
-    for (int i = 0; i < n_members; i++)
-        if (members[i].id == id)
-            self = &members[i];
-    if (!self)
-        return fprintf(stderr, "lumadb node: node %u is not in --peers\n", id), 2;
-    if (client) {
-        struct lm_repl_member m;
-        char spec[256];
-        snprintf(spec, sizeof spec, "%u=%s/%s", id, self->address, client);
-        if (lm_repl_parse_members(spec, &m, 1, &err) < 0)
-            return fprintf(stderr, "lumadb node: --client-port: %s\n", err.message), 2;
-        *self = m;
-    }
-    if (!self->client[0])
-        return fprintf(stderr, "lumadb node: no client port: give --client-port or "
-                       "ID=HOST:PORT/CLIENT in --peers\n"), 2;
+    struct lm_repl_opts o = ca.repl;
+    const struct lm_repl_member *self = ca.self;
+    unsigned id = ca.id;
 
     signal(SIGPIPE, SIG_IGN);
     setenv("UV_THREADPOOL_SIZE", "8", 0); /* Raft's disk work, snapshots, reads */
@@ -148,11 +100,8 @@ int lm_cmd_node(int argc, char **argv)
 
     struct node n = {0};
     uv_loop_init(&n.loop);
-    o.id = id;
     o.dir = raft_dir;
     o.db = db;
-    o.members = members;
-    o.n_members = (size_t)n_members;
     o.on_failure = on_failure;
     o.data = &n;
     int rc = lm_repl_open(&n.loop, &o, &n.repl, &err);

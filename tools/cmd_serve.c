@@ -16,9 +16,13 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "cluster.h"
+#include "db.h"
 #include "demo_scene.h"
 #include "lumadb.h"
 #include "net.h"
+#include "repl_host.h"
+#include "repl_port.h"
 
 #ifndef LUMADB_WEB_DIR
 #define LUMADB_WEB_DIR "assets/web"
@@ -55,7 +59,12 @@ static int usage(FILE *to)
             "  --max-frame N     largest WebSocket frame in bytes (default 1 MiB)\n"
             "  --send-queue N    bytes queued per client before throttling (default 4 MiB)\n"
             "  --ping S          ping idle clients after S seconds, drop them after 3 S\n"
-            "                    (default 20 and 60)\n");
+            "                    (default 20 and 60)\n"
+            "Replicated (a Raft cluster; every node serves reads, takes writes and streams\n"
+            "deltas; writes reaching a follower are forwarded to the leader):\n%s"
+            "  In a cluster DIR holds data/ (the replica, rebuilt at start) and raft/; give\n"
+            "  every node the same --token. docs/REPLICATION.md has the details.\n",
+            lm_cluster_usage);
     return to == stderr ? 2 : 0;
 }
 
@@ -98,22 +107,103 @@ struct serve {
     uv_loop_t loop;
     uv_signal_t sigint, sigterm;
     lm_net_server *srv;
+    /* a cluster node: Raft, its client port and the server's writer over them */
+    lm_repl *repl;
+    lm_repl_port *port;
+    lm_repl_host *host;
+    bool stopping;
+    int exit_code;
 };
 
+/* After the server closed its clients: replication goes last, so that writes still in
+ * flight get their answers (or LM_ECANCELED) and Raft's handles close; uv_run then
+ * returns. */
 static void server_done(void *user)
 {
     struct serve *sv = user;
     uv_close((uv_handle_t *)&sv->sigint, NULL);
     uv_close((uv_handle_t *)&sv->sigterm, NULL);
+    lm_repl_host_close(sv->host);
+    lm_repl_port_close(sv->port, NULL, NULL);
+    lm_repl_close(sv->repl, NULL, NULL);
+}
+
+static void stop(struct serve *sv, int code)
+{
+    if (sv->stopping)
+        return;
+    sv->stopping = true;
+    sv->exit_code = code;
+    lm_net_server_shutdown(sv->srv, server_done, sv);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
 {
-    struct serve *sv = h->data;
     char line[64];
     snprintf(line, sizeof line, "received %s", signum == SIGINT ? "SIGINT" : "SIGTERM");
     log_line(NULL, line);
-    lm_net_server_shutdown(sv->srv, server_done, sv);
+    stop(h->data, 0);
+}
+
+static void on_repl_failure(void *data, const char *why)
+{
+    char line[400];
+    snprintf(line, sizeof line, "replication failed: %.300s; stopping (a restart rebuilds "
+             "this node from its Raft log)", why);
+    log_line(NULL, line);
+    stop(data, 1);
+}
+
+/* Entries took effect here (on every node, leader or not): stream them. */
+static void on_repl_applied(void *data, uint64_t db_index)
+{
+    struct serve *sv = data;
+    (void)db_index;
+    if (sv->srv && !sv->stopping)
+        lm_net_server_notify(sv->srv);
+}
+
+/* Opens the replica in DIR/data and Raft in DIR/raft on the loop, the client port, and
+ * the writer the server hands its writes to. */
+static int open_cluster(struct serve *sv, const char *dir, struct lm_cluster_args *ca,
+                        lm_db **db, struct lm_error *err)
+{
+    char data[4096], raft_dir[4096];
+    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(raft_dir, sizeof raft_dir, "%s/raft", dir);
+    if (mkdir(dir, 0755) && errno != EEXIST) {
+        snprintf(err->message, sizeof err->message, "%s: %s", dir, strerror(errno));
+        return -errno;
+    }
+    setenv("UV_THREADPOOL_SIZE", "8", 0); /* Raft's disk work, snapshots, forwarding */
+    int rc = lm__db_open_replica(data, NULL, db, err);
+    if (rc)
+        return rc;
+    struct lm_repl_opts o = ca->repl;
+    o.dir = raft_dir;
+    o.db = *db;
+    o.on_failure = on_repl_failure;
+    o.on_applied = on_repl_applied;
+    o.data = sv;
+    if ((rc = lm_repl_open(&sv->loop, &o, &sv->repl, err)))
+        return rc;
+    if ((rc = lm_repl_port_open(&sv->loop, sv->repl, *db, ca->self->client, &sv->port, err)))
+        return rc;
+    struct lm_repl_host_opts ho = {.loop = &sv->loop, .repl = sv->repl, .db = *db,
+                                   .members = ca->members, .n_members = (size_t)ca->n_members};
+    return lm_repl_host_open(&ho, &sv->host, err);
+}
+
+/* Undoes a partial open_cluster (or a server that did not start) and drains the loop. */
+static void close_early(struct serve *sv, lm_db *db)
+{
+    lm_repl_host_close(sv->host);
+    lm_repl_port_close(sv->port, NULL, NULL);
+    lm_repl_close(sv->repl, NULL, NULL);
+    uv_run(&sv->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&sv->loop);
+    lm_repl_host_free(sv->host);
+    lm_db_close(db);
 }
 
 /* LQL for POST /v1/query bodies that are not JSON objects (and WebSocket QUERY frames):
@@ -196,11 +286,17 @@ int lm_cmd_serve(int argc, char **argv)
     struct lm_net_opts o = {.port = 8080, .bind = "127.0.0.1", .rate = 100, .log = log_line,
                             .query_fn = lql_query};
     bool demo = false;
+    struct lm_cluster_args ca = {0};
     struct lm_demo_scene sc = {.side = 1024, .seed = 42};
     const char *web = getenv("LUMADB_WEB") ? getenv("LUMADB_WEB") : LUMADB_WEB_DIR;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool takes = true;
+        int cluster_opt = lm_cluster_arg(&ca, argc, argv, &i);
+        if (cluster_opt < 0)
+            return fprintf(stderr, "lumadb serve: bad or missing value for %s\n", a), 2;
+        if (cluster_opt)
+            continue;
         if (!strcmp(a, "--port") && v)
             o.port = atoi(v);
         else if (!strcmp(a, "--bind") && v)
@@ -240,13 +336,25 @@ int lm_cmd_serve(int argc, char **argv)
         return fprintf(stderr, "lumadb serve: bad --port, --rate or --demo-side\n"), 2;
     if (token && (strlen(token) < 8 || strlen(token) > 256))
         return fprintf(stderr, "lumadb serve: --token must have 8..256 characters\n"), 2;
+    bool cluster = ca.id || ca.peers;
+    if (cluster) {
+        int bad = lm_cluster_args_finish(&ca, "lumadb serve");
+        if (bad)
+            return bad;
+        if (demo)
+            return fprintf(stderr, "lumadb serve: --demo loads a single node; load a cluster "
+                           "through its API\n"), 2;
+    }
     signal(SIGPIPE, SIG_IGN);
 
+    struct serve sv = {0};
+    uv_loop_init(&sv.loop);
     struct lm_error err = {0};
-    lm_db *db;
-    int rc = lm_db_open(dir, NULL, &db, &err);
+    lm_db *db = NULL;
+    int rc = cluster ? open_cluster(&sv, dir, &ca, &db, &err) : lm_db_open(dir, NULL, &db, &err);
     if (rc) {
         fprintf(stderr, "lumadb serve: %s: %s\n", dir, err.message[0] ? err.message : lm_strerror(rc));
+        close_early(&sv, db);
         return 1;
     }
     char tok[300];
@@ -254,7 +362,7 @@ int lm_cmd_serve(int argc, char **argv)
         int made = 0;
         if ((rc = load_token(dir, tok, sizeof tok, &made))) {
             fprintf(stderr, "lumadb serve: token file %s/%s: %s\n", dir, TOKEN_FILE, lm_strerror(rc));
-            lm_db_close(db);
+            close_early(&sv, db);
             return 1;
         }
         if (made)
@@ -271,23 +379,28 @@ int lm_cmd_serve(int argc, char **argv)
         log_line(NULL, line);
         if ((rc = lm_demo_load(db, "terrain", &sc, 65536, &err))) {
             fprintf(stderr, "lumadb serve: demo: %s\n", err.message[0] ? err.message : lm_strerror(rc));
-            lm_db_close(db);
+            close_early(&sv, db);
             return 1;
         }
     }
 
-    struct serve sv = {0};
-    uv_loop_init(&sv.loop);
     o.db = db;
+    o.writer = sv.host ? lm_repl_host_writer(sv.host) : NULL;
     o.loop = &sv.loop;
     o.token = token;
     o.web_root = web;
     if ((rc = lm_net_server_open(&o, &sv.srv, &err))) {
         fprintf(stderr, "lumadb serve: %s\n", err.message[0] ? err.message : lm_strerror(rc));
-        uv_run(&sv.loop, UV_RUN_NOWAIT);
-        uv_loop_close(&sv.loop);
-        lm_db_close(db);
+        lm_net_server_free(sv.srv);
+        sv.srv = NULL;
+        close_early(&sv, db);
         return 1;
+    }
+    if (cluster) {
+        char line[256];
+        snprintf(line, sizeof line, "cluster node %u: raft %s, client port %s", ca.id,
+                 ca.self->address, ca.self->client);
+        log_line(NULL, line);
     }
     uv_signal_init(&sv.loop, &sv.sigint);
     uv_signal_init(&sv.loop, &sv.sigterm);
@@ -299,7 +412,8 @@ int lm_cmd_serve(int argc, char **argv)
     rc = uv_loop_close(&sv.loop);
     if (rc)
         log_line(NULL, "loop closed with handles still open");
+    lm_repl_host_free(sv.host);
     lm_db_close(db);
     log_line(NULL, "stopped");
-    return 0;
+    return sv.exit_code;
 }

@@ -56,9 +56,11 @@ export function encodeSubscribe(id, field, { region = { kind: 'all' }, lod = LOD
 
 export function encodeUnsubscribe(id) { return header(T.UNSUBSCRIBE, id, 0)[0]; }
 
-export function encodeQuery(id, query) {
+// linearizable: on a replicated server, read only after a fence (see PROTOCOL.md).
+export function encodeQuery(id, query, { linearizable = false } = {}) {
   const q = enc.encode(typeof query === 'string' ? query : JSON.stringify(query));
   const [b] = header(T.QUERY, id, q.length);
+  b[1] = linearizable ? 1 : 0;
   b.set(q, 8);
   return b;
 }
