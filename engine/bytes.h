@@ -1,7 +1,7 @@
 /* bytes.h - a bounded reader of little-endian byte strings (log records, manifests).
  * Owns: nothing. Invariants: (1) a read past the end sets `bad`, zero-fills the output
  * and leaves `at` where it was; every later read is then a no-op, so a decoder checks
- * `bad` once at the end. Threading: pure. Called by: record.c, store.c. */
+ * `bad` once at the end. Threading: pure. Called by: record.c, store.c, net/repl_wire.c (replication frames). */
 #ifndef LM_BYTES_H
 #define LM_BYTES_H
 

@@ -459,7 +459,7 @@ static void fail_node(lm_repl *r, const char *fmt, ...)
 
 static void apply_member(lm_repl *r, const struct entry *e)
 {
-    struct lm_wire_rd rd = {e->body, e->n, 0, false};
+    struct lm__reader rd = {e->body, e->n, 0, false};
     uint64_t id = lm_wire_get_u64(&rd);
     char client[LM_REPL_ADDR_MAX];
     lm_wire_get_str(&rd, client, sizeof client);
@@ -635,9 +635,9 @@ static void take_snapshot(lm_repl *r, struct item *it, bool skip)
  * files were replaced): the node must restart. */
 static void restore_snapshot(lm_repl *r, struct item *it)
 {
-    struct lm_wire_rd rd = {it->data, it->n, 0, false};
+    struct lm__reader rd = {it->data, it->n, 0, false};
     char magic[8];
-    lm_wire_get(&rd, magic, 8);
+    lm__read(&rd, magic, 8);
     uint32_t version = lm_wire_get_u32(&rd);
     lm_wire_get_u32(&rd);
     uint64_t index = lm_wire_get_u64(&rd);

@@ -294,7 +294,7 @@ static int to_leader(lm_repl_client *c, struct lm_wire_request *rq, struct lm_wi
             return 0;
         }
         if (rp->status == LM_WIRE_REDIRECT) {
-            struct lm_wire_rd rd = {rp->body, rp->n, 0, false};
+            struct lm__reader rd = {rp->body, rp->n, 0, false};
             uint64_t leader = lm_wire_get_u64(&rd);
             char client[LM_REPL_ADDR_MAX];
             lm_wire_get_str(&rd, client, sizeof client);
@@ -332,7 +332,7 @@ static int leader_numbers(lm_repl_client *c, struct lm_wire_request *rq, uint64_
     int rc = to_leader(c, rq, &rp, &frame, err);
     if (rc)
         return rc;
-    struct lm_wire_rd rd = {rp.body, rp.n, 0, false};
+    struct lm__reader rd = {rp.body, rp.n, 0, false};
     for (int i = 0; i < k; i++)
         v[i] = lm_wire_get_u64(&rd);
     lm_free(frame);

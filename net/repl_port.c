@@ -192,7 +192,7 @@ static void read_work(uv_work_t *w)
     lm_repl_port *p = q->c->port;
     switch (q->op) {
     case LM_WIRE_SELECT: {
-        struct lm_wire_rd rd = {q->body, q->n, 0, false};
+        struct lm__reader rd = {q->body, q->n, 0, false};
         uint64_t limit = lm_wire_get_u64(&rd);
         struct lm__record sel;
         if (rd.bad || lm__record_decode(LM_REC_DELETE, q->body + 8, q->n - 8, NULL, NULL, &sel,
@@ -404,7 +404,7 @@ static void serve(struct conn *c, const struct lm_wire_request *rq)
         rc = lm_repl_fence(p->repl, fence_index_done, q);
         break;
     case LM_WIRE_ADD: {
-        struct lm_wire_rd rd = {rq->body, rq->n, 0, false};
+        struct lm__reader rd = {rq->body, rq->n, 0, false};
         struct lm_repl_member m = {0};
         m.id = lm_wire_get_u64(&rd);
         lm_wire_get_str(&rd, m.address, sizeof m.address);
@@ -414,7 +414,7 @@ static void serve(struct conn *c, const struct lm_wire_request *rq)
         break;
     }
     case LM_WIRE_REMOVE: {
-        struct lm_wire_rd rd = {rq->body, rq->n, 0, false};
+        struct lm__reader rd = {rq->body, rq->n, 0, false};
         uint64_t id = lm_wire_get_u64(&rd);
         rc = rd.bad ? lm__fail(&q->err, LM_EBADARG, "malformed remove request")
                     : lm_repl_remove(p->repl, id, change_settled, q);

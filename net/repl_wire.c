@@ -49,48 +49,37 @@ void lm_wire_buf_free(struct lm_wire_buf *b)
     *b = (struct lm_wire_buf){0};
 }
 
-void lm_wire_get(struct lm_wire_rd *r, void *out, size_t n)
-{
-    if (r->bad || n > r->n - r->at) {
-        r->bad = true;
-        memset(out, 0, n);
-        return;
-    }
-    memcpy(out, r->p + r->at, n);
-    r->at += n;
-}
-
-uint8_t lm_wire_get_u8(struct lm_wire_rd *r)
+uint8_t lm_wire_get_u8(struct lm__reader *r)
 {
     uint8_t v;
-    lm_wire_get(r, &v, 1);
+    lm__read(r, &v, 1);
     return v;
 }
 
-uint32_t lm_wire_get_u32(struct lm_wire_rd *r)
+uint32_t lm_wire_get_u32(struct lm__reader *r)
 {
     uint32_t v;
-    lm_wire_get(r, &v, 4);
+    lm__read(r, &v, 4);
     return v;
 }
 
-uint64_t lm_wire_get_u64(struct lm_wire_rd *r)
+uint64_t lm_wire_get_u64(struct lm__reader *r)
 {
     uint64_t v;
-    lm_wire_get(r, &v, 8);
+    lm__read(r, &v, 8);
     return v;
 }
 
-void lm_wire_get_str(struct lm_wire_rd *r, char *out, size_t cap)
+void lm_wire_get_str(struct lm__reader *r, char *out, size_t cap)
 {
     size_t len = lm_wire_get_u8(r);
     if (len >= cap)
         r->bad = true;
-    lm_wire_get(r, out, r->bad ? 0 : len);
+    lm__read(r, out, r->bad ? 0 : len);
     out[r->bad ? 0 : len] = 0;
 }
 
-const uint8_t *lm_wire_take(struct lm_wire_rd *r, size_t n)
+const uint8_t *lm_wire_take(struct lm__reader *r, size_t n)
 {
     if (r->bad || n > r->n - r->at) {
         r->bad = true;
@@ -215,13 +204,13 @@ void lm_wire_rows(struct lm_wire_buf *b, const struct lm_rows *rows)
 
 int lm_wire_rows_decode(const uint8_t *p, size_t len, struct lm_rows **out)
 {
-    struct lm_wire_rd r = {p, len, 0, false};
+    struct lm__reader r = {p, len, 0, false};
     uint64_t n = lm_wire_get_u64(&r);
     uint32_t n_user = lm_wire_get_u32(&r);
     if (r.bad || n_user > LM_MAX_USER_COLUMNS || n > len)
         return LM_ECORRUPT;
     uint8_t types[LM_MAX_USER_COLUMNS];
-    lm_wire_get(&r, types, n_user);
+    lm__read(&r, types, n_user);
     size_t user_bytes = 0;
     for (uint32_t u = 0; u < n_user; u++) {
         if (types[u] < LM_TYPE_F32 || types[u] > LM_TYPE_U8)
@@ -244,8 +233,8 @@ int lm_wire_rows_decode(const uint8_t *p, size_t len, struct lm_rows **out)
         *cols[k] = (float *)at;
         at += n * 4;
     }
-    lm_wire_get(&r, rows->x, n * 40);
-    lm_wire_get(&r, rows->t, n * 8);
+    lm__read(&r, rows->x, n * 40);
+    lm__read(&r, rows->t, n * 8);
     rows->n = n;
     rows->n_user = n_user;
     for (uint32_t u = 0; u < n_user; u++) {
@@ -253,7 +242,7 @@ int lm_wire_rows_decode(const uint8_t *p, size_t len, struct lm_rows **out)
         rows->user_type[u] = (enum lm_type)types[u];
         rows->user[u] = at;
         size_t bytes = n * type_size(rows->user_type[u]);
-        lm_wire_get(&r, at, bytes);
+        lm__read(&r, at, bytes);
         at += bytes;
     }
     if (r.bad || r.at != len) {
@@ -362,7 +351,7 @@ int lm_wire_digest(struct lm_wire_buf *b, lm_db *db, uint64_t db_index, struct l
 
 int lm_wire_digest_decode(const uint8_t *p, size_t len, struct lm_wire_digest **out)
 {
-    struct lm_wire_rd r = {p, len, 0, false};
+    struct lm__reader r = {p, len, 0, false};
     uint64_t index = lm_wire_get_u64(&r);
     uint32_t nf = lm_wire_get_u32(&r);
     if (r.bad || nf > len)
@@ -390,7 +379,7 @@ int lm_wire_digest_decode(const uint8_t *p, size_t len, struct lm_wire_digest **
         f->chunks = chunks + used;
         used += f->n_chunks;
         for (size_t k = 0; k < f->n_chunks; k++) {
-            lm_wire_get(&r, f->chunks[k].coord, 12);
+            lm__read(&r, f->chunks[k].coord, 12);
             f->chunks[k].n = lm_wire_get_u64(&r);
             f->chunks[k].lsn = lm_wire_get_u64(&r);
             f->chunks[k].hash = lm_wire_get_u64(&r);
@@ -474,7 +463,7 @@ int lm_wire_fields(struct lm_wire_buf *b, lm_db *db)
 int lm_wire_fields_decode(const uint8_t *p, size_t len, struct lm_field_info **out,
                           size_t *count)
 {
-    struct lm_wire_rd r = {p, len, 0, false};
+    struct lm__reader r = {p, len, 0, false};
     uint32_t n = lm_wire_get_u32(&r);
     if (r.bad || n > len)
         return LM_ECORRUPT;

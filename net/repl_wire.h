@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bytes.h"
 #include "lumadb.h"
 
 /* ---------------------------------------------------------------- bytes */
@@ -42,19 +43,15 @@ void lm_wire_u64(struct lm_wire_buf *b, uint64_t v);
 void lm_wire_str(struct lm_wire_buf *b, const char *s); /* u8 length (<= 255) + bytes */
 void lm_wire_buf_free(struct lm_wire_buf *b);           /* frees p; b itself is the caller's */
 
-struct lm_wire_rd {
-    const uint8_t *p;
-    size_t n, at;
-    bool bad;
-};
-void lm_wire_get(struct lm_wire_rd *r, void *out, size_t n);
-uint8_t lm_wire_get_u8(struct lm_wire_rd *r);
-uint32_t lm_wire_get_u32(struct lm_wire_rd *r);
-uint64_t lm_wire_get_u64(struct lm_wire_rd *r);
+/* Reading: the engine's bounded reader (engine/bytes.h), whose reads past the end set
+ * `bad` and read zeros; the helpers below read its little-endian integers. */
+uint8_t lm_wire_get_u8(struct lm__reader *r);
+uint32_t lm_wire_get_u32(struct lm__reader *r);
+uint64_t lm_wire_get_u64(struct lm__reader *r);
 /* A u8-length string into out[cap]; longer than cap-1 sets bad. */
-void lm_wire_get_str(struct lm_wire_rd *r, char *out, size_t cap);
+void lm_wire_get_str(struct lm__reader *r, char *out, size_t cap);
 /* The next n bytes in place, or NULL (and bad) when there are fewer. */
-const uint8_t *lm_wire_take(struct lm_wire_rd *r, size_t n);
+const uint8_t *lm_wire_take(struct lm__reader *r, size_t n);
 
 /* ---------------------------------------------------------------- frames */
 
