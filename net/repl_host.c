@@ -14,7 +14,11 @@
 #include "repl_client.h"
 #include "repl_wire.h"
 
-#define POOL_MAX 8 /* idle forwarding clients kept; libuv's pool runs 8 threads here */
+/* Forwarding threads, each with its own blocking cluster client. They are the host's
+ * own, not libuv's thread pool: raft_uv does its disk writes on that pool (on tmpfs,
+ * which has no O_DIRECT), and forwards that block there while waiting for a commit would
+ * hold up the very disk writes the commit needs. */
+#define FORWARD_THREADS 4
 
 enum job_kind { JOB_WRITE, JOB_FENCE };
 
@@ -22,7 +26,7 @@ enum job_kind { JOB_WRITE, JOB_FENCE };
 struct job {
     lm_repl_host *h;
     enum job_kind kind;
-    uv_work_t work;
+    struct job *next;
     uint64_t client_id, request_id;
     uint16_t type;
     void *payload; /* a copy: forwarding may happen after the caller returned */
@@ -30,7 +34,7 @@ struct job {
     lm_net_write_done_fn done;
     lm_net_ready_fn ready;
     void *ctx;
-    /* outcome of a forwarded request (thread pool -> loop) */
+    /* outcome of a forwarded request (forwarding thread -> loop) */
     int rc;
     uint64_t index, count;
     char message[sizeof(((struct lm_error *)0)->message)];
@@ -46,9 +50,16 @@ struct lm_repl_host {
     const char *node_list[LM_REPL_MAX_MEMBERS];
     size_t n_nodes;
     unsigned deadline_ms;
-    pthread_mutex_t mu; /* the pool: thread pool workers take and return clients */
-    lm_repl_client *pool[POOL_MAX];
-    size_t n_pool;
+    uv_async_t results_async;     /* forwarding threads -> loop */
+    bool async_open;
+    pthread_t threads[FORWARD_THREADS];
+    size_t n_threads;
+    /* under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t work_cond;
+    struct job *todo, *todo_tail, *results;
+    bool stopping;
+    size_t threads_running;
 };
 
 static void job_free(struct job *j)
@@ -59,47 +70,48 @@ static void job_free(struct job *j)
 
 /* ---------------------------------------------------------------- forwarding */
 
-static lm_repl_client *pool_take(lm_repl_host *h, struct lm_error *err)
+static void *forward_main(void *arg)
 {
-    pthread_mutex_lock(&h->mu);
-    lm_repl_client *c = h->n_pool ? h->pool[--h->n_pool] : NULL;
-    pthread_mutex_unlock(&h->mu);
-    if (c)
-        return c;
+    lm_repl_host *h = arg;
+    lm_repl_client *c = NULL;
     struct lm_repl_client_opts o = {.nodes = h->node_list, .n_nodes = h->n_nodes,
                                     .deadline_ms = h->deadline_ms, .try_ms = 2000};
-    return lm_repl_client_open(&o, &c, err) ? NULL : c;
-}
-
-static void pool_give(lm_repl_host *h, lm_repl_client *c)
-{
-    pthread_mutex_lock(&h->mu);
-    if (h->n_pool < POOL_MAX) {
-        h->pool[h->n_pool++] = c;
-        c = NULL;
+    for (;;) {
+        pthread_mutex_lock(&h->mu);
+        while (!h->todo && !h->stopping)
+            pthread_cond_wait(&h->work_cond, &h->mu);
+        struct job *j = h->todo;
+        if (j && !(h->todo = j->next))
+            h->todo_tail = NULL;
+        pthread_mutex_unlock(&h->mu);
+        if (!j)
+            break; /* stopping, nothing left */
+        struct lm_error err = {0};
+        if (h->stopping) {
+            j->rc = lm__fail(&err, LM_ECANCELED, "the server is shutting down");
+        } else if (!c && (j->rc = lm_repl_client_open(&o, &c, &err))) {
+            c = NULL;
+        } else {
+            j->rc = j->kind == JOB_WRITE
+                        ? lm_repl_client_write_as(c, j->client_id, j->request_id, j->type,
+                                                  j->payload, j->n, &j->index, &j->count, &err)
+                        : lm_repl_client_fence(c, &j->index, &err);
+        }
+        if (j->rc)
+            snprintf(j->message, sizeof j->message, "%s",
+                     err.message[0] ? err.message : lm_strerror(j->rc));
+        pthread_mutex_lock(&h->mu);
+        j->next = h->results;
+        h->results = j;
+        pthread_mutex_unlock(&h->mu);
+        uv_async_send(&h->results_async);
     }
-    pthread_mutex_unlock(&h->mu);
     lm_repl_client_close(c);
-}
-
-/* Thread pool: the blocking request to the leader. */
-static void forward_work(uv_work_t *w)
-{
-    struct job *j = w->data;
-    struct lm_error err = {0};
-    lm_repl_client *c = pool_take(j->h, &err);
-    if (!c) {
-        j->rc = err.code ? err.code : -ENOMEM;
-    } else {
-        j->rc = j->kind == JOB_WRITE
-                    ? lm_repl_client_write_as(c, j->client_id, j->request_id, j->type,
-                                              j->payload, j->n, &j->index, &j->count, &err)
-                    : lm_repl_client_fence(c, &j->index, &err);
-        pool_give(j->h, c);
-    }
-    if (j->rc)
-        snprintf(j->message, sizeof j->message, "%s",
-                 err.message[0] ? err.message : lm_strerror(j->rc));
+    pthread_mutex_lock(&h->mu);
+    h->threads_running--;
+    pthread_mutex_unlock(&h->mu);
+    uv_async_send(&h->results_async); /* the loop closes the handle after the last one */
+    return NULL;
 }
 
 static void fence_waited(void *data, int rc, const char *why)
@@ -109,19 +121,15 @@ static void fence_waited(void *data, int rc, const char *why)
     job_free(j);
 }
 
-static void forward_after(uv_work_t *w, int status)
+/* A forwarded request came back: its one callback, on the loop. */
+static void forward_settled(struct job *j)
 {
-    struct job *j = w->data;
-    if (status == UV_ECANCELED && !j->rc) {
-        j->rc = LM_ECANCELED;
-        snprintf(j->message, sizeof j->message, "the server is shutting down");
-    }
     if (j->kind == JOB_WRITE) {
         j->done(j->ctx, j->rc, j->index, j->count, j->message);
         job_free(j);
         return;
     }
-    if (!j->rc && j->h->closing) {
+    if (!j->rc && j->h->closing) { /* the lm_repl may be gone */
         j->rc = LM_ECANCELED;
         snprintf(j->message, sizeof j->message, "the server is shutting down");
     }
@@ -132,11 +140,48 @@ static void forward_after(uv_work_t *w, int status)
     }
 }
 
+static void results_cb(uv_async_t *a)
+{
+    lm_repl_host *h = a->data;
+    pthread_mutex_lock(&h->mu);
+    struct job *list = h->results;
+    h->results = NULL;
+    bool threads_done = h->stopping && h->threads_running == 0;
+    pthread_mutex_unlock(&h->mu);
+    struct job *ordered = NULL; /* oldest first */
+    while (list) {
+        struct job *j = list;
+        list = j->next;
+        j->next = ordered;
+        ordered = j;
+    }
+    while (ordered) {
+        struct job *j = ordered;
+        ordered = j->next;
+        forward_settled(j);
+    }
+    if (threads_done && h->async_open) {
+        h->async_open = false;
+        uv_close((uv_handle_t *)&h->results_async, NULL);
+    }
+}
+
 static int forward(struct job *j)
 {
-    j->work.data = j;
-    int rv = uv_queue_work(j->h->loop, &j->work, forward_work, forward_after);
-    return rv ? -ENOMEM : 0;
+    lm_repl_host *h = j->h;
+    pthread_mutex_lock(&h->mu);
+    bool open = !h->stopping;
+    if (open) {
+        j->next = NULL;
+        if (h->todo_tail)
+            h->todo_tail->next = j;
+        else
+            h->todo = j;
+        h->todo_tail = j;
+        pthread_cond_signal(&h->work_cond);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return open ? 0 : LM_ECANCELED;
 }
 
 /* ---------------------------------------------------------------- writes */
@@ -172,8 +217,8 @@ static int host_write(void *user, uint64_t client_id, uint64_t request_id, uint1
                       .done = done, .ctx = ctx};
     int rc = lm_repl_write(h->repl, client_id, request_id, type, payload, n, local_written, j,
                            err);
-    if (rc == LM_ENOTLEADER)
-        rc = forward(j);
+    if (rc == LM_ENOTLEADER && (rc = forward(j)))
+        lm__fail(err, rc, "the server is shutting down");
     if (rc)
         job_free(j);
     return rc;
@@ -312,9 +357,27 @@ int lm_repl_host_open(const struct lm_repl_host_opts *o, lm_repl_host **out,
         return lm__fail(err, LM_EBADARG, "no member has a client port to forward writes to");
     }
     pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->work_cond, NULL);
     h->writer = (struct lm_net_writer){.write = host_write, .fence = host_fence,
                                        .status_json = host_status_json,
                                        .digest_json = host_digest_json, .user = h};
+    int rc = uv_async_init(o->loop, &h->results_async, results_cb);
+    h->results_async.data = h;
+    h->async_open = rc == 0;
+    for (size_t i = 0; !rc && i < FORWARD_THREADS; i++) {
+        h->threads_running++;
+        if ((rc = pthread_create(&h->threads[i], NULL, forward_main, h))) {
+            h->threads_running--;
+            rc = -rc;
+        } else {
+            h->n_threads++;
+        }
+    }
+    if (rc) {
+        lm_repl_host_close(h); /* the loop closes the handle; free after it ran */
+        *out = h;
+        return lm__fail(err, rc < 0 ? rc : -ENOMEM, "cannot start the forwarding threads");
+    }
     *out = h;
     return 0;
 }
@@ -323,16 +386,25 @@ const struct lm_net_writer *lm_repl_host_writer(lm_repl_host *h) { return &h->wr
 
 void lm_repl_host_close(lm_repl_host *h)
 {
-    if (h)
-        h->closing = true;
+    if (!h || h->closing)
+        return;
+    h->closing = true;
+    pthread_mutex_lock(&h->mu);
+    h->stopping = true; /* queued jobs are answered LM_ECANCELED; running ones finish */
+    pthread_cond_broadcast(&h->work_cond);
+    pthread_mutex_unlock(&h->mu);
+    if (h->async_open)
+        uv_async_send(&h->results_async); /* closes the handle once the threads are done */
 }
 
 void lm_repl_host_free(lm_repl_host *h)
 {
     if (!h)
         return;
-    for (size_t i = 0; i < h->n_pool; i++)
-        lm_repl_client_close(h->pool[i]);
+    lm_repl_host_close(h);
+    for (size_t i = 0; i < h->n_threads; i++)
+        pthread_join(h->threads[i], NULL);
+    pthread_cond_destroy(&h->work_cond);
     pthread_mutex_destroy(&h->mu);
     lm_free(h);
 }

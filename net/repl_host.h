@@ -2,8 +2,9 @@
  * --peers`): the lm_net_writer that sends the server's writes and linearizable reads
  * through Raft, from whichever node the client reached.
  *
- * Owns: the writes and fences in flight, a small pool of blocking cluster clients
- *   (repl_client.h) that forward them to the leader from libuv's thread pool.
+ * Owns: the writes and fences in flight, and forwarding threads of its own (not libuv's
+ *   pool, where raft_uv writes to disk), each with a blocking cluster client
+ *   (repl_client.h), that send them to the leader.
  * Borrows: the loop, the lm_repl and its replica database; all outlive the host.
  *
  * Invariants:
@@ -16,8 +17,8 @@
  *      later, and lm_net_server_notify then streams it to this node's subscribers.
  *  (3) A linearizable read on the leader runs after lm_repl_fence; on a follower, after
  *      the leader's fence index (LM_WIRE_FENCE) has been applied here (read-index).
- * Threading: loop thread, except the forwarding work on libuv's thread pool, which
- *   touches only its own job and the client pool (under a mutex).
+ * Threading: loop thread, except the forwarding threads, which touch only their jobs,
+ *   their clients and the queues between them and the loop (under a mutex).
  * Called by: tools/cmd_serve.c.
  */
 #ifndef LM_REPL_HOST_H
@@ -50,8 +51,8 @@ const struct lm_net_writer *lm_repl_host_writer(lm_repl_host *h);
 /* Begins shutdown: new writes and reads are refused (LM_ECANCELED), and nothing in
  * flight touches the lm_repl any more, which may then be closed. */
 void lm_repl_host_close(lm_repl_host *h);
-/* Frees the host once the loop has no work of its left (after uv_run returned).
- * NULL is a no-op. */
+/* Frees the host once its handle closed (after uv_run returned), joining the forwarding
+ * threads. NULL is a no-op. */
 void lm_repl_host_free(lm_repl_host *h);
 
 #endif

@@ -204,6 +204,10 @@ try {
   const total = c.digests && c.digests[0].fields[0] ? c.digests[0].fields[0].samples : -1;
   check(c.ok && total === acked.size, `all nodes converge to identical chunk digests (${total} samples, ${c.digests ? c.digests[0].fields[0].chunks.length : 0} chunks)`);
 
+  // many writers at once through the followers: more than the forwarding threads
+  const burst = await Promise.all(Array.from({ length: 48 }, (_, i) => write([F1, F2][i % 2], 10)));
+  check(burst.every((x) => x.status === 200), `48 concurrent writes through the followers are all acknowledged (${burst.filter((x) => x.status === 200).length})`);
+
   // ---------------------------------------------------------------- linearizable reads
   let linOk = true;
   for (let i = 0; i < 5; i++) {
