@@ -2,7 +2,10 @@
 #include "ws_client.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libwebsockets.h>
+#include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -10,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "buf.h"
@@ -67,15 +72,47 @@ static void report_close(lm_ws_client *c, int rc, const char *fmt, ...)
         c->o.on_close(c->o.user, rc, why);
 }
 
-/* libwebsockets reports connection failures as text only. ECONNREFUSED is the one a
- * user most needs told apart ("nothing listens there"). */
-static int connect_error_code(const char *text)
+/* 0 when a TCP connection to the address opens within 3 s, else -errno. */
+static int try_connect(const struct addrinfo *ai)
 {
-    if (strstr(text, "refused") || strstr(text, "conn fail") || strstr(text, "connect failed"))
-        return -ECONNREFUSED;
-    if (!strncmp(text, "HS:", 3))
-        return -EPROTO;
-    return -ECONNREFUSED;
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+    if (fd < 0)
+        return -errno;
+    int rc = connect(fd, ai->ai_addr, ai->ai_addrlen) ? -errno : 0;
+    if (rc == -EINPROGRESS) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        int e = 0;
+        socklen_t len = sizeof e;
+        rc = poll(&p, 1, 3000) <= 0 ? -ETIMEDOUT
+             : getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) ? -errno : -e;
+    }
+    close(fd);
+    return rc;
+}
+
+/* libwebsockets says why a connection failed in loose words ("Unable to connect", or
+ * nothing): the host and the port are tried again here, once, to name the cause (an
+ * unknown host, ECONNREFUSED, ...). A port that accepts means the WebSocket handshake
+ * failed (no lumadb.v1 there): -EPROTO with lws' text. */
+static void report_connect_failure(lm_ws_client *c, const char *lws_text)
+{
+    char port[8];
+    snprintf(port, sizeof port, "%d", c->o.port);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+    int gai = getaddrinfo(c->host, port, &hints, &ai);
+    if (gai) {
+        report_close(c, -EHOSTUNREACH, "cannot connect to %s:%d: unknown host (%s)", c->host,
+                     c->o.port, gai_strerror(gai));
+        return;
+    }
+    int rc = try_connect(ai);
+    freeaddrinfo(ai);
+    if (rc)
+        report_close(c, rc, "cannot connect to %s:%d: %s", c->host, c->o.port, strerror(-rc));
+    else
+        report_close(c, -EPROTO, "cannot open a %s WebSocket at %s:%d%s: %s", c->protocol,
+                     c->host, c->o.port, c->path, lws_text);
 }
 
 /* ---------------------------------------------------------------- receiving */
@@ -168,13 +205,11 @@ static int client_cb(struct lws *wsi, enum lws_callback_reasons reason, void *us
 {
     lm_ws_client *c = lws_context_user(lws_get_context(wsi));
     switch (reason) {
-    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
-        const char *text = in ? (const char *)in : "no reason given";
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
         c->wsi = NULL;
-        report_close(c, connect_error_code(text), "cannot connect to %s:%d: %s", c->host,
-                     c->o.port, text);
+        if (!c->reported && !atomic_load(&c->stop))
+            report_connect_failure(c, in ? (const char *)in : "no reason given");
         return 0;
-    }
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         c->wsi = wsi;
         if (c->o.on_open && !atomic_load(&c->stop))
@@ -225,7 +260,7 @@ static void *client_main(void *arg)
     ci.protocol = c->protocol;
     ci.ietf_version_or_minus_one = -1;
     if (!lws_client_connect_via_info(&ci) && !c->reported)
-        report_close(c, -ECONNREFUSED, "cannot connect to %s:%d", c->host, c->o.port);
+        report_connect_failure(c, "libwebsockets could not start the connection");
     while (!atomic_load(&c->stop))
         lws_service(c->ctx, 0);
     /* here, on the thread that serviced it: closing runs lws callbacks (ignored now) */

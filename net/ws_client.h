@@ -37,9 +37,10 @@ struct lm_ws_client_opts {
     void (*on_open)(void *user, lm_ws_client *c);
     /* One whole message; p is valid during the call only. */
     void (*on_message)(void *user, const uint8_t *p, size_t n);
-    /* The connection failed or ended: rc is -ECONNREFUSED, -ECONNRESET, -EPROTO, -EMSGSIZE
-     * or LM_EINTERNAL, `why` says what happened, in words (with libwebsockets' reason
-     * where it gives one). */
+    /* The connection failed or ended; `why` says what happened, in words. rc: the
+     * connect error (-ECONNREFUSED, -ETIMEDOUT, -EHOSTUNREACH for an unknown host, ...),
+     * -EPROTO (no lumadb.v1 WebSocket there, or a text message), -ECONNRESET (closed),
+     * -EMSGSIZE or -ENOMEM (a message too large to take). */
     void (*on_close)(void *user, int rc, const char *why);
     void *user;
 };
