@@ -432,7 +432,7 @@ static void on_open(void *user, lm_ws_client *c)
 static void on_close(void *user, int rc, const char *why)
 {
     lm_mirror *m = user;
-    if (m->bye[0])
+    if (m->bye[0] && !strstr(why, m->bye)) /* the close frame often repeats it */
         finish(m, rc, "%s; the server said: %s", why, m->bye);
     else
         finish(m, rc, "%s", why);
