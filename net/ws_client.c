@@ -220,10 +220,14 @@ static int client_cb(struct lws *wsi, enum lws_callback_reasons reason, void *us
         return on_receive(c, wsi, in, len);
     case LWS_CALLBACK_CLIENT_WRITEABLE:
         return on_writeable(c, wsi);
-    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-        if (c->wsi && c->head) /* c->head read unlocked: a stale answer only delays */
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
+        pthread_mutex_lock(&c->mu);
+        bool queued = c->head != NULL;
+        pthread_mutex_unlock(&c->mu);
+        if (c->wsi && queued)
             lws_callback_on_writable(c->wsi);
         return 0;
+    }
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: {
         const uint8_t *p = in;
         if (len >= 2)
