@@ -101,6 +101,23 @@ uint64_t lm_net_coordset_sent(const struct lm_net_coordset *s, const int32_t c[3
     return e && e->state ? e->sent : 0;
 }
 
+int lm_net_coordset_queue_absent(struct lm_net_coordset *s,
+                                 const struct lm_net_coordset *present)
+{
+    int queued = 0;
+    for (size_t i = 0; i < s->cap; i++) {
+        struct lm_net_coord_slot *e = &s->slots[i];
+        if (e->state != 2 || !e->sent ||
+            (present->cap && slot(present->slots, present->cap, e->c)->state))
+            continue;
+        if (push(s, e->c)) /* the slot exists already: only the queue grows */
+            return -ENOMEM;
+        e->state = 1;
+        queued++;
+    }
+    return queued;
+}
+
 void lm_net_coordset_drop_queue(struct lm_net_coordset *s)
 {
     int32_t c[3];

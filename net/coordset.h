@@ -33,6 +33,11 @@ static inline size_t lm_net_coordset_pending(const struct lm_net_coordset *s)
 void lm_net_coordset_mark_sent(struct lm_net_coordset *s, const int32_t c[3], uint64_t lsn);
 /* The lsn last sent for c, 0 if never. */
 uint64_t lm_net_coordset_sent(const struct lm_net_coordset *s, const int32_t c[3]);
+/* Queues every coordinate whose version was sent (lsn != 0), that is not queued, and
+ * that `present` does not hold: chunks deleted whole, which a scan for changed chunks
+ * cannot find. Returns how many were queued, or -ENOMEM. */
+int lm_net_coordset_queue_absent(struct lm_net_coordset *s,
+                                 const struct lm_net_coordset *present);
 /* Empties the queue, keeping what was sent. */
 void lm_net_coordset_drop_queue(struct lm_net_coordset *s);
 void lm_net_coordset_free(struct lm_net_coordset *s);

@@ -22,6 +22,7 @@ static uint32_t rd32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
+static uint64_t rd64(const uint8_t *p) { return rd32(p) | (uint64_t)rd32(p + 4) << 32; }
 static float rdf32(const uint8_t *p)
 {
     uint32_t u = rd32(p);
@@ -148,14 +149,23 @@ static int decode_region(const uint8_t *p, uint8_t kind, struct lm_region *r, ch
     }
 }
 
-int lm_ws_decode(const uint8_t *p, size_t n, struct lm_ws_msg *out, char *why, size_t why_len)
+/* Reads the common header of a frame of either direction: 0 or LM_WS_EMALFORMED. */
+static int read_header(const uint8_t *p, size_t n, uint8_t *type, uint8_t *flags,
+                       uint32_t *id, char *why, size_t why_len)
 {
     if (n < LM_WS_HEADER)
         return bad(why, why_len, LM_WS_EMALFORMED, "frame shorter than its 8-byte header");
+    *type = p[0];
+    *flags = p[1];
+    *id = rd32(p + 4);
+    return 0;
+}
+
+int lm_ws_decode(const uint8_t *p, size_t n, struct lm_ws_msg *out, char *why, size_t why_len)
+{
     memset(out, 0, sizeof *out);
-    out->type = p[0];
-    out->flags = p[1];
-    out->id = rd32(p + 4);
+    if (read_header(p, n, &out->type, &out->flags, &out->id, why, why_len))
+        return LM_WS_EMALFORMED;
     const uint8_t *q = p + LM_WS_HEADER;
     size_t m = n - LM_WS_HEADER;
     switch (out->type) {
@@ -476,4 +486,176 @@ void lm_ws_encode_voxels(struct lm_net_buf *b, struct lm_net_buf *scratch, uint3
     lm_net_buf_u16(b, 0);
     lm_net_buf_f32(b, cell_size);
     put_compressed(b, scratch);
+}
+
+/* ---------------------------------------------------------------- decoding server frames
+ * The layouts are the tables above the encoders. */
+
+static void rd_floats(const uint8_t *p, float *out, int n)
+{
+    for (int i = 0; i < n; i++)
+        out[i] = rdf32(p + 4 * i);
+}
+
+/* Fixed payload sizes (after the 8-byte header) of the server frames that have one. */
+static size_t reply_fixed_size(uint8_t type)
+{
+    switch (type) {
+    case LM_WS_WELCOME: return 16;
+    case LM_WS_SUBSCRIBED: return 64;
+    case LM_WS_SYNCED: return 24;
+    case LM_WS_ACK: return 12;
+    case LM_WS_CHUNK: return LM_WS_CHUNK_HEADER - LM_WS_HEADER; /* then the columns */
+    case LM_WS_ERROR: return 8;                                 /* then the message */
+    case LM_WS_BYE: return 2;                                   /* then the reason */
+    default: return 0;
+    }
+}
+
+int lm_ws_decode_reply(const uint8_t *p, size_t n, struct lm_ws_reply *out, char *why,
+                       size_t why_len)
+{
+    memset(out, 0, sizeof *out);
+    if (read_header(p, n, &out->type, &out->flags, &out->id, why, why_len))
+        return LM_WS_EMALFORMED;
+    const uint8_t *q = p + LM_WS_HEADER;
+    size_t m = n - LM_WS_HEADER, fixed = reply_fixed_size(out->type);
+    if (m < fixed) {
+        snprintf(why, why_len, "frame type 0x%02x is shorter than %zu bytes", out->type,
+                 LM_WS_HEADER + fixed);
+        return LM_WS_EMALFORMED;
+    }
+    switch (out->type) {
+    case LM_WS_WELCOME:
+        out->u.welcome.version = rd16(q);
+        out->u.welcome.flags = rd16(q + 2);
+        out->u.welcome.max_frame = rd32(q + 4);
+        out->u.welcome.lsn = rd64(q + 8);
+        return 0;
+    case LM_WS_SUBSCRIBED: {
+        struct lm_ws_subscribed *s = &out->u.subscribed;
+        s->mode = q[0];
+        s->level = q[1];
+        s->chunks = rd32(q + 4);
+        s->samples = rd64(q + 8);
+        s->items = rd64(q + 16);
+        s->lsn = rd64(q + 24);
+        s->voxel_size = rdf32(q + 32);
+        s->chunk_edge = rd32(q + 36);
+        rd_floats(q + 40, s->bounds_min, 3);
+        rd_floats(q + 52, s->bounds_max, 3);
+        return 0;
+    }
+    case LM_WS_SYNCED:
+        out->u.synced.chunks = rd32(q);
+        out->u.synced.items = rd64(q + 8);
+        out->u.synced.lsn = rd64(q + 16);
+        return 0;
+    case LM_WS_ACK:
+        out->u.ack.lsn = rd64(q);
+        out->u.ack.n = rd32(q + 8);
+        return 0;
+    case LM_WS_CHUNK: {
+        struct lm_ws_chunk_part *c = &out->u.chunk;
+        for (int a = 0; a < 3; a++)
+            c->coord[a] = (int32_t)rd32(q + 4 * a);
+        c->lsn = rd64(q + 12);
+        c->total = rd32(q + 20);
+        c->first = rd32(q + 24);
+        c->n = rd32(q + 28);
+        c->columns = rd32(q + 32);
+        rd_floats(q + 36, c->bounds_min, 3);
+        rd_floats(q + 48, c->bounds_max, 3);
+        c->raw_len = rd32(q + 60);
+        c->comp_len = rd32(q + 64);
+        c->data = p + LM_WS_CHUNK_HEADER;
+        size_t data_len = n - LM_WS_CHUNK_HEADER;
+        if (data_len != (c->comp_len ? c->comp_len : c->raw_len))
+            return bad(why, why_len, LM_WS_EMALFORMED, "chunk column length does not match");
+        if ((uint64_t)c->first + c->n > c->total || (c->total && !c->n))
+            return bad(why, why_len, LM_WS_EMALFORMED, "chunk part lies outside its chunk");
+        return 0;
+    }
+    case LM_WS_ERROR:
+        out->u.error.code = rd16(q);
+        out->u.error.lm_code = (int32_t)rd32(q + 4);
+        out->u.error.text = (const char *)q + 8;
+        out->u.error.len = m - 8;
+        return 0;
+    case LM_WS_BYE:
+        out->u.bye.close_code = rd16(q);
+        out->u.bye.text = (const char *)q + 2;
+        out->u.bye.len = m - 2;
+        return 0;
+    case LM_WS_RESULT:
+        out->u.result.json = (const char *)q;
+        out->u.result.len = m;
+        return 0;
+    default:
+        snprintf(why, why_len, "unknown frame type 0x%02x", out->type);
+        return LM_WS_ETYPE;
+    }
+}
+
+/* Points *col at the next n values of `size` bytes in the raw columns. */
+static const void *take_col(const uint8_t *raw, size_t *at, size_t size, size_t n)
+{
+    const void *col = raw + *at;
+    *at += size * n;
+    return col;
+}
+
+int lm_ws_chunk_columns(const struct lm_ws_chunk_part *c, const struct lm_field_opts *opts,
+                        struct lm_net_buf *scratch, struct lm_ws_columns *out, char *why,
+                        size_t why_len)
+{
+    static const struct lm_field_opts none = {0};
+    if (c->columns >> 8 && !opts)
+        return bad(why, why_len, LM_WS_EMALFORMED, "user columns need the field's schema");
+    if (!opts)
+        opts = &none;
+    if (c->columns != lm_ws_columns_valid(c->columns, opts))
+        return bad(why, why_len, LM_WS_EMALFORMED, "chunk columns the field does not have");
+    size_t n = c->n;
+    if ((uint64_t)n * lm_ws_sample_bytes(c->columns, opts) != c->raw_len)
+        return bad(why, why_len, LM_WS_EMALFORMED, "chunk raw length does not match its columns");
+    lm_net_buf_clear(scratch);
+    /* copied even when raw: the frame's column bytes start at offset 76, which is not
+     * 8-byte aligned, and t is read as int64 */
+    if (lm_net_buf_reserve(scratch, c->raw_len ? c->raw_len : 1))
+        return bad(why, why_len, LM_WS_EINTERNAL, "out of memory");
+    if (!c->comp_len) {
+        if (c->raw_len)
+            memcpy(scratch->p, c->data, c->raw_len);
+    } else if (LZ4_decompress_safe((const char *)c->data, (char *)scratch->p, (int)c->comp_len,
+                                   (int)c->raw_len) != (int)c->raw_len) {
+        return bad(why, why_len, LM_WS_EMALFORMED, "chunk columns do not decompress");
+    }
+    scratch->len = c->raw_len;
+    memset(out, 0, sizeof *out);
+    const uint8_t *raw = scratch->p;
+    size_t at = 0;
+    if (c->columns & LM_WS_COL_T)
+        out->t = take_col(raw, &at, 8, n);
+    if (c->columns & LM_WS_COL_POS) {
+        out->x = take_col(raw, &at, 4, n);
+        out->y = take_col(raw, &at, 4, n);
+        out->z = take_col(raw, &at, 4, n);
+    }
+    if (c->columns & LM_WS_COL_INTENSITY)
+        out->intensity = take_col(raw, &at, 4, n);
+    for (uint32_t i = 0; i < opts->n_user_columns && i < 24; i++)
+        if (c->columns & LM_WS_COL_USER(i) && user_size(opts, i) == 4)
+            out->user[i] = take_col(raw, &at, 4, n);
+    if (c->columns & LM_WS_COL_DIR)
+        out->dir_oct = take_col(raw, &at, 4, n);
+    if (c->columns & LM_WS_COL_RGB) {
+        out->r = take_col(raw, &at, 1, n);
+        out->g = take_col(raw, &at, 1, n);
+        out->b = take_col(raw, &at, 1, n);
+    }
+    for (uint32_t i = 0; i < opts->n_user_columns && i < 24; i++)
+        if (c->columns & LM_WS_COL_USER(i) && user_size(opts, i) == 1)
+            out->user[i] = take_col(raw, &at, 1, n);
+    return 0;
 }

@@ -1,5 +1,5 @@
-/* wire.h - the lumadb.v1 WebSocket protocol: frame encoders and the decoder of client
- * frames.
+/* wire.h - the lumadb.v1 WebSocket protocol: frame encoders, the decoder of client
+ * frames (for the server) and the decoder of server frames (for clients: mirror.c).
  * Owns: nothing; encoders append to a caller's lm_net_buf, the decoder points into the
  *   caller's bytes.
  * Invariants: (1) every frame is one binary WebSocket message that starts with the
@@ -8,7 +8,7 @@
  *   fields say exactly; otherwise it names an LM_WS_E* code and a reason.
  *   (3) Sample columns inside a chunk frame are laid out by descending alignment
  *   (8, 4, 2, 1 bytes), so a client can view them in place after decompression.
- * Threading: pure functions. Called by: server.c, tests, bench.
+ * Threading: pure functions. Called by: server.c, ws.c, mirror.c, tests, bench.
  * Byte tables: above each encoder in wire.c and in docs/PROTOCOL.md. */
 #ifndef LM_NET_WIRE_H
 #define LM_NET_WIRE_H
@@ -166,5 +166,61 @@ void lm_ws_encode_voxels(struct lm_net_buf *b, struct lm_net_buf *scratch, uint3
                          uint8_t flags, const int32_t chunk[3], uint64_t lsn, uint32_t level,
                          float cell_size, const struct lm_voxel *v, size_t first, size_t n,
                          size_t total);
+
+/* ---------------------------------------------------------------- server frames */
+
+/* One part of a CHUNK frame: the chunk's header and its column bytes, still compressed.
+ * `data` points into the decoded frame. */
+struct lm_ws_chunk_part {
+    int32_t coord[3];
+    uint64_t lsn;
+    uint32_t total;          /* samples in the chunk, all parts; 0 = the chunk is gone */
+    uint32_t first, n;       /* this part holds samples [first, first + n) */
+    uint32_t columns;        /* LM_WS_COL_* present */
+    float bounds_min[3], bounds_max[3];
+    uint32_t raw_len, comp_len; /* comp_len 0: data holds raw_len raw bytes */
+    const uint8_t *data;
+};
+
+/* A decoded server frame. Pointers point into the decoded bytes. VOXELS frames are not
+ * decoded (LM_WS_ETYPE): no client of this library asks for them. */
+struct lm_ws_reply {
+    uint8_t type, flags;
+    uint32_t id;
+    union {
+        struct { uint16_t version, flags; uint32_t max_frame; uint64_t lsn; } welcome;
+        struct lm_ws_subscribed subscribed;
+        struct lm_ws_chunk_part chunk;
+        struct { uint32_t chunks; uint64_t items, lsn; } synced;
+        struct { uint64_t lsn; uint32_t n; } ack;
+        struct { uint16_t code; int32_t lm_code; const char *text; size_t len; } error;
+        struct { uint16_t close_code; const char *text; size_t len; } bye;
+        struct { const char *json; size_t len; } result;
+    } u;
+};
+
+/* Decodes one server frame (the header, not a chunk's columns). Returns 0, or an
+ * LM_WS_E* code (> 0) with `why` filled: LM_WS_EMALFORMED when a length disagrees with
+ * what the frame says, LM_WS_ETYPE for a type it does not know. */
+int lm_ws_decode_reply(const uint8_t *p, size_t n, struct lm_ws_reply *out, char *why,
+                       size_t why_len);
+
+/* The columns of a chunk part, n values each; absent ones are NULL. */
+struct lm_ws_columns {
+    const int64_t *t;
+    const float *x, *y, *z, *intensity;
+    const uint16_t *dir_oct;  /* 2 per sample */
+    const uint8_t *r, *g, *b;
+    const void *user[24];     /* user column i when its bit is set */
+};
+
+/* Decompresses (or copies) a chunk part's columns into `scratch` (reused between calls)
+ * and points `out` at them; they stay valid until scratch changes. opts gives the sizes
+ * of user columns (it may be NULL when the part has none). Returns 0, LM_WS_EMALFORMED
+ * (`why` says what: lengths that disagree, a block that does not decompress, user
+ * columns without opts) or LM_WS_EINTERNAL when scratch cannot grow. */
+int lm_ws_chunk_columns(const struct lm_ws_chunk_part *c, const struct lm_field_opts *opts,
+                        struct lm_net_buf *scratch, struct lm_ws_columns *out, char *why,
+                        size_t why_len);
 
 #endif

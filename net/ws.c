@@ -234,6 +234,24 @@ static void handle_subscribe(struct lm__ws_sess *w, const struct lm_ws_msg *m)
                 (unsigned long long)a.samples, u->mode ? "voxels" : "samples");
 }
 
+static int present_cb(const struct lm_chunk_view *c, void *user)
+{
+    int rc = lm_net_coordset_add(user, c->coord);
+    return rc < 0 ? rc : 0;
+}
+
+/* Chunks deleted whole leave nothing for a scan by lsn to find: those the subscription
+ * has sent and the field no longer has are queued, and send_chunk tells the client they
+ * are gone (a dropped field has none left). */
+static void queue_vanished(lm_net_server *s, struct lm__ws_sub *u)
+{
+    struct lm_net_coordset present = {0};
+    int rc = lm_chunks_each(s->o.db, u->field, NULL, 0, present_cb, &present, NULL);
+    if (rc == 0 || rc == LM_ENOFIELD)
+        lm_net_coordset_queue_absent(&u->pending, &present);
+    lm_net_coordset_free(&present);
+}
+
 /* Finds chunks of every subscription changed since it last looked. */
 void lm__ws_scan_all(lm_net_server *s)
 {
@@ -247,6 +265,7 @@ void lm__ws_scan_all(lm_net_server *s)
                 continue;
             struct scan_ctx x = {.s = s, .u = u};
             lm_chunks_each(s->o.db, u->field, &u->region, u->seen_lsn, scan_cb, &x, NULL);
+            queue_vanished(s, u);
             u->seen_lsn = lsn;
             u->synced_owed = true;
             lws_callback_on_writable(w->wsi);

@@ -179,6 +179,84 @@ static void test_chunk_frame_layout_and_compression(void **state)
     lm_net_buf_free(&scratch);
 }
 
+/* What a client decodes is what the server encoded: the control frames' fields, and a
+ * chunk part's columns (compressed or not) with user columns placed by the schema. */
+static void test_server_frames_decode_to_what_was_encoded(void **state)
+{
+    (void)state;
+    struct lm_net_buf b = {0}, scratch = {0}, cols_buf = {0};
+    struct lm_ws_reply r;
+    char why[128];
+    struct lm_ws_subscribed sub = {.mode = 0, .chunks = 7, .samples = 1234, .items = 1234,
+                                   .lsn = 99, .voxel_size = 0.25f, .chunk_edge = 16,
+                                   .bounds_min = {-1, -2, -3}, .bounds_max = {4, 5, 6}};
+    lm_ws_encode_subscribed(&b, 3, &sub);
+    assert_int_equal(lm_ws_decode_reply(b.p, b.len, &r, why, sizeof why), 0);
+    assert_int_equal(r.type, LM_WS_SUBSCRIBED);
+    assert_int_equal(r.id, 3);
+    assert_memory_equal(&r.u.subscribed, &sub, sizeof sub);
+    assert_int_equal(lm_ws_decode_reply(b.p, b.len - 1, &r, why, sizeof why), LM_WS_EMALFORMED);
+    lm_net_buf_clear(&b);
+    lm_ws_encode_synced(&b, 3, 7, 1234, 101);
+    assert_int_equal(lm_ws_decode_reply(b.p, b.len, &r, why, sizeof why), 0);
+    assert_true(r.u.synced.chunks == 7 && r.u.synced.items == 1234 && r.u.synced.lsn == 101);
+    lm_net_buf_clear(&b);
+    lm_ws_encode_error(&b, 3, LM_WS_ENOFIELD, LM_ENOFIELD, "no field named 'x'");
+    assert_int_equal(lm_ws_decode_reply(b.p, b.len, &r, why, sizeof why), 0);
+    assert_int_equal(r.u.error.code, LM_WS_ENOFIELD);
+    assert_int_equal(r.u.error.lm_code, LM_ENOFIELD);
+    assert_int_equal(r.u.error.len, strlen("no field named 'x'"));
+    assert_memory_equal(r.u.error.text, "no field named 'x'", r.u.error.len);
+
+    enum { N = 400 };
+    static float x[N], y[N], z[N], in[N], user0[N];
+    static uint16_t dir[2 * N];
+    static uint8_t red[N], g[N], bl[N], user1[N];
+    static int64_t t[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = (float)i, y[i] = -(float)i, z[i] = 0.5f, in[i] = (float)(i % 3);
+        user0[i] = (float)i * 2, user1[i] = (uint8_t)(255 - i % 256);
+        dir[2 * i] = (uint16_t)(i * 7), dir[2 * i + 1] = (uint16_t)(i * 11);
+        red[i] = (uint8_t)i, g[i] = 5, bl[i] = 6;
+        t[i] = -1000LL * i;
+    }
+    struct lm_chunk_view c = {.coord = {-4, 0, 9}, .lsn = 12, .n = N, .x = x, .y = y, .z = z,
+                              .dir_oct = dir, .r = red, .g = g, .b = bl, .intensity = in,
+                              .t = t, .user = {user0, user1}};
+    struct lm_field_opts o = {.voxel_size = 1, .chunk_edge = 32, .n_user_columns = 2};
+    o.user_columns[0].type = LM_TYPE_F32;
+    o.user_columns[1].type = LM_TYPE_U8;
+    uint32_t all = lm_ws_columns_valid(0xFFFFFFFFu, &o);
+    for (int k = 0; k < 2; k++) { /* compressible, then one part of one sample (raw) */
+        size_t first = k ? 17 : 0, n = k ? 1 : N;
+        lm_net_buf_clear(&b);
+        lm_ws_encode_chunk(&b, &scratch, 9, 0, &c, first, n, all, &o);
+        assert_int_equal(lm_ws_decode_reply(b.p, b.len, &r, why, sizeof why), 0);
+        const struct lm_ws_chunk_part *p = &r.u.chunk;
+        assert_true(p->coord[0] == -4 && p->coord[2] == 9 && p->lsn == 12);
+        assert_true(p->total == N && p->first == first && p->n == n && p->columns == all);
+        assert_int_equal(k ? p->comp_len == 0 : p->comp_len > 0, 1);
+        struct lm_ws_columns col;
+        assert_int_equal(lm_ws_chunk_columns(p, NULL, &cols_buf, &col, why, sizeof why),
+                         LM_WS_EMALFORMED); /* user columns need the schema */
+        assert_int_equal(lm_ws_chunk_columns(p, &o, &cols_buf, &col, why, sizeof why), 0);
+        assert_memory_equal(col.t, t + first, n * sizeof *t);
+        assert_memory_equal(col.x, x + first, n * sizeof *x);
+        assert_memory_equal(col.y, y + first, n * sizeof *y);
+        assert_memory_equal(col.intensity, in + first, n * sizeof *in);
+        assert_memory_equal(col.user[0], user0 + first, n * sizeof *user0);
+        assert_memory_equal(col.dir_oct, dir + 2 * first, 2 * n * sizeof *dir);
+        assert_memory_equal(col.r, red + first, n);
+        assert_memory_equal(col.b, bl + first, n);
+        assert_memory_equal(col.user[1], user1 + first, n);
+    }
+    b.len--; /* a byte short: the column length disagrees with the frame's */
+    assert_int_equal(lm_ws_decode_reply(b.p, b.len, &r, why, sizeof why), LM_WS_EMALFORMED);
+    lm_net_buf_free(&b);
+    lm_net_buf_free(&scratch);
+    lm_net_buf_free(&cols_buf);
+}
+
 static void test_coordset_queues_each_chunk_once(void **state)
 {
     (void)state;
@@ -281,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_subscribe_refuses_bad_fields),
         cmocka_unit_test(test_unknown_types_and_insert_without_name),
         cmocka_unit_test(test_chunk_frame_layout_and_compression),
+        cmocka_unit_test(test_server_frames_decode_to_what_was_encoded),
         cmocka_unit_test(test_coordset_queues_each_chunk_once),
         cmocka_unit_test(test_ratelimit_burst_refill_and_bounded_memory),
         cmocka_unit_test(test_framecache_hits_by_version_and_respects_budget),

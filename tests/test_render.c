@@ -24,6 +24,7 @@
 #include "context.h"
 #include "gl.h"
 #include "lumadb.h"
+#include "render/known_scene.h"
 #include "render.h"
 #include "sh.h"
 
@@ -122,19 +123,12 @@ static void camera(struct lm_render_camera *c, float ex, float ey, float ez, flo
     *c = (struct lm_render_camera){{ex, ey, ez}, {tx, ty, tz}, {0, 0, 1}, 50.0f};
 }
 
-/* Window position (GL convention: origin bottom left) of world point p, computed here
- * with cglm from the camera, independently of the renderer. */
+/* Window position (GL convention: origin bottom left) of world point p. */
 static void project(const struct lm_render_camera *c, const float p[3], int *px, int *py)
 {
-    mat4 view, proj, vp;
-    glm_lookat((float *)c->eye, (float *)c->target, (float *)c->up, view);
-    glm_perspective(glm_rad(c->fov_y_deg), (float)W / (float)H, 0.1f, 1000.0f, proj);
-    glm_mat4_mul(proj, view, vp);
-    vec4 q = {p[0], p[1], p[2], 1.0f}, clip;
-    glm_mat4_mulv(vp, q, clip);
-    assert_true(clip[3] > 0);
-    *px = (int)floorf((clip[0] / clip[3] * 0.5f + 0.5f) * W);
-    *py = (int)floorf((clip[1] / clip[3] * 0.5f + 0.5f) * H);
+    bool visible;
+    known_scene_project(c, W, H, p, px, py, &visible);
+    assert_true(visible);
 }
 
 static void render(struct fixture *f, lm_render *r, const struct lm_render_camera *c,
@@ -193,21 +187,6 @@ static int u8(float v)
 }
 
 /* ---------------------------------------------------------------- a known scene */
-
-struct known {
-    int v[3];
-    float rgb[3];
-    const char *name;
-};
-
-static const struct known scene[] = {
-    {{0, 0, 0}, {1, 0, 0}, "red voxel"},
-    {{6, 0, 0}, {0, 1, 0}, "green voxel"},
-    {{0, 6, 0}, {0, 0, 1}, "blue voxel"},
-    {{0, 0, 6}, {1, 1, 0}, "yellow voxel"},
-    {{-6, -3, 2}, {0.8f, 0.4f, 1.0f}, "violet voxel (another chunk, negative coordinates)"},
-};
-#define N_SCENE (sizeof scene / sizeof *scene)
 
 static void centre(const int v[3], float vs, float out[3])
 {

@@ -1,7 +1,8 @@
 /* cmd_view.c - `lumadb view` (window) and `lumadb snapshot` (offscreen PNG).
  *
- * Both open the field the same way (a database directory read-only, or with --demo the
- * demo terrain generated into a temporary directory), build the same renderer
+ * Both open the field the same way (a database directory read-only; with --demo the
+ * demo terrain generated into a temporary directory; for ws://HOST:PORT/FIELD a live
+ * mirror of the server's field in a temporary directory), build the same renderer
  * (render/render.h) and differ only in the context they draw into and in who moves
  * the camera: the user, a script (--script), the built-in orbit (--frames), or
  * --camera for a snapshot. */
@@ -23,6 +24,7 @@
 #include "context.h"
 #include "demo_scene.h"
 #include "lumadb.h"
+#include "mirror.h"
 #include "render.h"
 
 static double now_s(void)
@@ -45,6 +47,8 @@ static void on_signal(int sig)
 
 struct view_args {
     const char *dir, *field, *out, *script;
+    const char *url, *token;  /* a remote field: ws://HOST:PORT/FIELD, HELLO's token */
+    struct lm_mirror_url remote;
     bool demo, live, cubes, no_lod, hud, no_hud, boxes, axes, have_camera;
     uint32_t side;
     int width, height;
@@ -57,9 +61,14 @@ struct view_args {
 
 static const char view_usage[] =
     "usage: lumadb view DIR FIELD [options]\n"
+    "       lumadb view ws://HOST:PORT/FIELD [--token T] [options]\n"
     "       lumadb view --demo [--side N] [--live] [options]\n"
     "       lumadb snapshot DIR FIELD --out FILE.png [options]\n"
+    "       lumadb snapshot ws://HOST:PORT/FIELD --out FILE.png [options]\n"
     "\n"
+    "  ws://HOST:PORT/FIELD  a field served by `lumadb serve`, shown live: it is copied\n"
+    "                     into a temporary directory, then kept up to date\n"
+    "  --token T          remote: the server's token (when reads need it)\n"
     "  --demo             generate the demo terrain into a temporary directory (field\n"
     "                     'terrain'); DIR is then not read\n"
     "  --side N           demo: N^2 samples (default 1024: 1M)\n"
@@ -186,6 +195,8 @@ static int parse_args(const char *cmd, int argc, char **argv, struct view_args *
             a->frames = strtol(v, NULL, 10);
         } else if (!strcmp(o, "--script")) {
             a->script = v;
+        } else if (!strcmp(o, "--token")) {
+            a->token = v;
         } else if (o[0] == '-') {
             fprintf(stderr, "lumadb %s: unknown option '%s' (try --help)\n", cmd, o);
             return 2;
@@ -208,13 +219,27 @@ static int parse_args(const char *cmd, int argc, char **argv, struct view_args *
         i += takes && !inline_value;
     }
     if (a->dir && strstr(a->dir, "://")) {
-        fprintf(stderr, "lumadb %s: '%s': remote sources (ws://host:port/FIELD) come with "
-                        "the server; open a database directory or use --demo\n", cmd, a->dir);
-        return 2;
+        struct lm_error err = {0};
+        if (lm_mirror_parse_url(a->dir, &a->remote, &err)) {
+            fprintf(stderr, "lumadb %s: %s (try --help)\n", cmd, err.message);
+            return 2;
+        }
+        if (a->field) {
+            fprintf(stderr, "lumadb %s: '%s' names the field already; unexpected '%s'\n",
+                    cmd, a->dir, a->field);
+            return 2;
+        }
+        if (a->demo) {
+            fprintf(stderr, "lumadb %s: --demo and a remote field exclude each other\n", cmd);
+            return 2;
+        }
+        a->url = a->dir;
+        a->dir = NULL;
+        a->field = a->remote.field;
     }
     if (a->demo && !a->field)
         a->field = "terrain";
-    if (!a->demo && (!a->dir || !a->field)) {
+    if (!a->demo && !a->url && (!a->dir || !a->field)) {
         fprintf(stderr, "lumadb %s: DIR and FIELD are required (or --demo)\n%s", cmd,
                 view_usage);
         return 2;
@@ -230,6 +255,8 @@ static int parse_args(const char *cmd, int argc, char **argv, struct view_args *
 
 struct source {
     lm_db *db;
+    lm_mirror *mirror;        /* a remote field's, writing db */
+    const char *cmd;
     char tmpdir[64];
     pthread_t writer;
     bool writing;
@@ -282,17 +309,82 @@ static void source_close(struct source *s)
         atomic_store(&s->stop, true);
         pthread_join(s->writer, NULL);
     }
+    lm_mirror_close(s->mirror); /* before the database it writes */
     lm_db_close(s->db);
     if (s->tmpdir[0])
         nftw(s->tmpdir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static int make_tmpdir(const char *cmd, struct source *s)
+{
+    snprintf(s->tmpdir, sizeof s->tmpdir, "/tmp/lumadb-view-XXXXXX");
+    if (mkdtemp(s->tmpdir))
+        return 0;
+    fprintf(stderr, "lumadb %s: cannot create a temporary directory: %s\n", cmd,
+            strerror(errno));
+    s->tmpdir[0] = 0;
+    return 1;
+}
+
+/* After the first SYNCED: a lost connection or a frame that could not be applied. */
+static void mirror_log(void *user, const char *line)
+{
+    const struct source *s = user;
+    fprintf(stderr, "lumadb %s: %s\n", s->cmd, line);
+}
+
+/* A remote field: a mirror into a temporary directory, waited for until it holds the
+ * whole field (so that the first frame and --camera-less framing see all of it). The
+ * renderer then reads it like any database; the mirror's writes show as new lsns. */
+static int remote_open(const char *cmd, const struct view_args *a, struct source *s)
+{
+    struct lm_error err = {0};
+    struct lm_db_opts o = {.create = true, .sync = LM_SYNC_NONE}; /* a copy: no fsync */
+    int rc;
+    if (make_tmpdir(cmd, s))
+        return 1;
+    if ((rc = lm_db_open(s->tmpdir, &o, &s->db, &err))) {
+        fprintf(stderr, "lumadb %s: %s: %s\n", cmd, s->tmpdir,
+                err.message[0] ? err.message : lm_strerror(rc));
+        return 1;
+    }
+    struct lm_mirror_opts mo = {.db = s->db, .url = a->url, .token = a->token,
+                                .log = mirror_log, .log_user = s};
+    double t0 = now_s();
+    struct sigaction sa = {.sa_handler = on_signal}; /* Ctrl-C while loading */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    if ((rc = lm_mirror_open(&mo, &s->mirror, &err))) {
+        fprintf(stderr, "lumadb %s: %s\n", cmd, err.message[0] ? err.message : lm_strerror(rc));
+        return 1;
+    }
+    while ((rc = lm_mirror_wait(s->mirror, 0, 200, &err)) == -ETIMEDOUT && !interrupted)
+        ;
+    if (rc) {
+        fprintf(stderr, "lumadb %s: %s\n", cmd,
+                rc == -ETIMEDOUT ? "interrupted while loading the remote field" : err.message);
+        return 1;
+    }
+    struct lm_mirror_stats st;
+    lm_mirror_stats(s->mirror, &st);
+    printf("remote: field '%s' from %s: %llu samples in %u chunks, copied in %.2f s\n",
+           a->field, a->url, (unsigned long long)st.samples_applied, st.field_chunks,
+           now_s() - t0);
+    return 0;
 }
 
 static int source_open(const char *cmd, const struct view_args *a, struct source *s)
 {
     memset(s, 0, sizeof *s);
     s->field = a->field;
+    s->cmd = cmd;
     struct lm_error err = {0};
     int rc;
+    if (a->url) {
+        if ((rc = remote_open(cmd, a, s)))
+            source_close(s);
+        return rc;
+    }
     if (!a->demo) {
         struct lm_db_opts o = {.read_only = true, .create = false};
         if ((rc = lm_db_open(a->dir, &o, &s->db, &err))) {
@@ -308,13 +400,8 @@ static int source_open(const char *cmd, const struct view_args *a, struct source
                     cmd, a->field, a->dir);
         return 0;
     }
-    snprintf(s->tmpdir, sizeof s->tmpdir, "/tmp/lumadb-view-XXXXXX");
-    if (!mkdtemp(s->tmpdir)) {
-        fprintf(stderr, "lumadb %s: cannot create a temporary directory: %s\n", cmd,
-                strerror(errno));
-        s->tmpdir[0] = 0;
+    if (make_tmpdir(cmd, s))
         return 1;
-    }
     struct lm_demo_scene sc = {.side = a->side, .seed = 42};
     double t0 = now_s();
     if ((rc = lm_db_open(s->tmpdir, NULL, &s->db, &err)) ||
@@ -352,6 +439,19 @@ static int report(const char *cmd, const char *what, int rc, const struct lm_err
     fprintf(stderr, "lumadb %s: %s: %s\n", cmd, what,
             err && err->message[0] ? err->message : lm_strerror(rc));
     return 1;
+}
+
+/* Renders one frame. A remote field's mirror writes nothing meanwhile, so every chunk
+ * is drawn in one version (mirror.h invariant 2). */
+static int draw(struct session *s, int w, int h, struct lm_render_stats *st,
+                struct lm_error *err)
+{
+    if (s->src.mirror)
+        lm_mirror_lock(s->src.mirror);
+    int rc = lm_render_frame(s->r, &s->cam, &s->set, w, h, st, err);
+    if (s->src.mirror)
+        lm_mirror_unlock(s->src.mirror);
+    return rc;
 }
 
 /* The default camera: the field from the south-west, above (z up). */
@@ -438,7 +538,7 @@ int lm_cmd_snapshot(int argc, char **argv)
     snprintf(hud, sizeof hud, "%s  %s", s.a.field, lm_render_color_name(s.set.color));
     s.set.hud = s.a.hud ? hud : NULL;
     double t0 = now_s();
-    if ((rc = lm_render_frame(s.r, &s.cam, &s.set, w, h, &st, &err)) ||
+    if ((rc = draw(&s, w, h, &st, &err)) ||
         (rc = lm_render_ctx_present(s.ctx, &err)) ||
         (rc = lm_render_ctx_write_png(s.ctx, s.a.out, &err))) {
         session_close(&s);
@@ -651,6 +751,13 @@ static void hud_text(const struct session *s, const struct view_state *v, char *
                      s->set.shape == LM_RENDER_CUBES ? "cubes" : "splats",
                      v->fly ? "fly" : "orbit", s->set.pixel_error,
                      v->adaptive ? " (adaptive)" : "", v->help ? "" : "   H: help");
+    if (s->src.mirror && n > 0 && (size_t)n < cap) {
+        struct lm_mirror_stats ms;
+        lm_mirror_stats(s->src.mirror, &ms);
+        n += snprintf(buf + n, cap - (size_t)n, "\n%s: %s, %llu chunk versions received",
+                      s->a.url, lm_mirror_state_name(ms.state),
+                      (unsigned long long)ms.chunks_applied);
+    }
     if (st->field_missing && n > 0 && (size_t)n < cap)
         n += snprintf(buf + n, cap - (size_t)n, "\nfield '%s' does not exist (yet)",
                       s->a.field);
@@ -694,6 +801,13 @@ static void print_summary(const struct session *s, const struct view_state *v, l
     if (s->src.writing)
         printf("; live writer added %llu samples",
                (unsigned long long)atomic_load(&s->src.written));
+    if (s->src.mirror) {
+        struct lm_mirror_stats ms;
+        lm_mirror_stats(s->src.mirror, &ms);
+        printf("; remote %s: %llu chunk versions, %llu samples received, server lsn %llu",
+               lm_mirror_state_name(ms.state), (unsigned long long)ms.chunks_applied,
+               (unsigned long long)ms.samples_applied, (unsigned long long)ms.server_lsn);
+    }
     printf("\n");
 }
 
@@ -722,8 +836,8 @@ int lm_cmd_view(int argc, char **argv)
     bool quit = false;
     double start = now_s(), last = start;
     long frame = 0;
-    printf("view: %s, field '%s'%s\n", lm_render_ctx_renderer(s.ctx), s.a.field,
-           s.a.demo ? " (demo)" : "");
+    printf("view: %s, field '%s'%s%s\n", lm_render_ctx_renderer(s.ctx), s.a.field,
+           s.a.demo ? " (demo)" : s.a.url ? " of " : "", s.a.url ? s.a.url : "");
     double wait = 0, last_shader_poll = start, refreshed_at = start;
     uint64_t shown_lsn = 0;
     int shown_w = -1, shown_h = -1;
@@ -796,7 +910,7 @@ int lm_cmd_view(int argc, char **argv)
         double f0 = now_s();
         bool shot = s.a.out && s.a.frames > 0 && frame == s.a.frames - 1;
         s.set.complete = shot; /* the picture a snapshot of this camera would show */
-        if ((rc = lm_render_frame(s.r, &s.cam, &s.set, w, h, &v.st, &err)) ||
+        if ((rc = draw(&s, w, h, &v.st, &err)) ||
             (shot && (rc = lm_render_ctx_write_png(s.ctx, s.a.out, &err))) ||
             (rc = lm_render_ctx_present(s.ctx, &err))) {
             report("view", "rendering", rc, &err);
