@@ -2,7 +2,8 @@
 # view_xvfb.sh LUMADB_BINARY DIR_OF_THIS_SCRIPT
 # The viewer window starts under Xvfb on Mesa llvmpipe, draws a scripted camera path
 # and the built-in tour over the demo terrain (with live writes), exits 0 and reports
-# fps on stdout; its last frame equals an offscreen snapshot of the same camera.
+# fps on stdout; its last frame equals an offscreen snapshot of the same camera, also
+# when the field comes from a running `lumadb serve` (ws://).
 # Exit 77 (skipped) when xvfb-run is missing.
 set -euo pipefail
 bin=$1
@@ -50,6 +51,31 @@ run 2 --size 480x320 --no-hud --camera=$cam --out "$win"
 LSAN_OPTIONS=$base_lsan "$bin" snapshot --demo --side 256 --size 480x320 --camera=$cam \
     --out "$png" >"$out" 2>&1 || { cat "$out"; echo "FAIL: snapshot"; exit 1; }
 python3 "$here/png_compare.py" "$win" "$png" || { echo "FAIL: window != snapshot"; exit 1; }
+
+# 6. the window on a served field (ws://): a real `lumadb serve` with the demo terrain;
+#    the window follows it and draws what the local snapshot of the same scene draws
+srvdir=$(mktemp -d)
+srvlog=$(mktemp)
+"$bin" serve "$srvdir/db" --port 0 --token view-test-token --demo --demo-side 256 --rate 0 \
+    >"$srvlog" 2>&1 &
+srvpid=$!
+trap '{ kill -TERM $srvpid 2>/dev/null || true; }; rm -rf "$out" "$png" "$win" "$srvdir" "$srvlog"' EXIT
+port=""
+for _ in $(seq 1 600); do
+    port=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$srvlog" | head -1)
+    [ -n "$port" ] && break
+    sleep 0.1
+done
+[ -n "$port" ] || { cat "$srvlog"; echo "FAIL: lumadb serve did not start"; exit 1; }
+xvfb-run -a -s '-screen 0 1280x720x24' "$bin" view "ws://127.0.0.1:$port/terrain" \
+    --frames 2 --size 480x320 --no-hud --camera=$cam --out "$win" >"$out" 2>&1 || {
+    cat "$out"; echo "FAIL: lumadb view ws:// exited non-zero"; exit 1; }
+cat "$out"
+grep -Eq "^view: 2 frames in [0-9.]+ s: [0-9.]+ fps" "$out" ||
+    { echo "FAIL: no fps report from the ws:// view"; exit 1; }
+python3 "$here/png_compare.py" "$win" "$png" || { echo "FAIL: ws:// window != local snapshot"; exit 1; }
+kill -TERM $srvpid
+wait $srvpid || { cat "$srvlog"; echo "FAIL: lumadb serve did not stop cleanly"; exit 1; }
 
 # 5. bad input is refused with a usage error
 if "$bin" view --demo --mode nonsense >"$out" 2>&1; then
