@@ -120,6 +120,19 @@ static void rows_put(struct rows_buf *b, const struct lm_chunk *c, uint32_t i, f
         r->distance[o] = dist;
 }
 
+/* Starts the loads of row i's columns other than x, y, z (which the search just read):
+ * rows picked by a search sit far apart, and each column of each row is a cache miss
+ * that rows_put would otherwise wait for one after another. */
+static void rows_prefetch(const struct lm_chunk *c, uint32_t i)
+{
+    __builtin_prefetch(&c->dir[2 * (size_t)i]);
+    __builtin_prefetch(&c->r[i]);
+    __builtin_prefetch(&c->g[i]);
+    __builtin_prefetch(&c->b[i]);
+    __builtin_prefetch(&c->intensity[i]);
+    __builtin_prefetch(&c->t[i]);
+}
+
 void lm_rows_free(struct lm_rows *r)
 {
     lm_free(r); /* one block: see struct rows_buf */
@@ -362,6 +375,8 @@ int lm__query_nearest(const struct lm_field *f, const float p[3], size_t k, floa
         }
     }
     lm_knn_heap_sort(&heap);
+    for (uint32_t j = 0; j < heap.n; j++)
+        rows_prefetch(visited[heap.id[j] >> 32], (uint32_t)heap.id[j]);
     if ((rc = rows_reserve(&buf, heap.n)))
         goto done;
     for (uint32_t j = 0; j < heap.n; j++)
