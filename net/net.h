@@ -93,7 +93,9 @@ void lm_net_server_notify(lm_net_server *s);
  * server's handles close; `done` runs on the loop when they have, after which the loop
  * has nothing of the server's left and lm_net_server_free may be called. */
 void lm_net_server_shutdown(lm_net_server *s, void (*done)(void *user), void *user);
-/* Frees the server after shutdown's `done` (or if the loop never ran). NULL is a no-op. */
+/* Frees the server after shutdown's `done` (or if the loop never ran), and, with a
+ * writer, after every writer callback ran (close the writer first: lumadb serve closes
+ * replication, then lets the loop finish). NULL is a no-op. */
 void lm_net_server_free(lm_net_server *s);
 /* Counters, for tests and the bench. */
 const struct lm_net_metrics *lm_net_server_metrics(const lm_net_server *s);

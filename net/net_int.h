@@ -25,6 +25,7 @@ struct lm__net_pending {
     lm_net_server *s;
     void *owner;                /* struct http_sess or struct lm__ws_sess; NULL once gone */
     struct lm__net_pending *next; /* in a WebSocket session's list */
+    struct lm__net_pending *all_prev, *all_next; /* in the server's list of all */
     uint32_t ws_id;             /* the WebSocket request's id */
     uint16_t type;              /* record type of a write */
     size_t samples;             /* samples an insert carries */
@@ -80,6 +81,7 @@ struct lm_net_server {
     struct lm__ws_sess *sessions;
     uv_timer_t notify_timer, stop_timer;
     uint64_t client_id, request_seq; /* names HTTP writes for deduplication */
+    struct lm__net_pending *pending; /* every op waiting on opts.writer */
     int handles_open, stop_ticks;
     bool stopping, destroyed;
     void (*done)(void *);

@@ -62,16 +62,26 @@ struct lm__net_pending *lm__net_pending_new(lm_net_server *s, void *owner)
         p->s = s;
         p->owner = owner;
         p->t0 = lm__net_now();
+        p->all_next = s->pending;
+        if (s->pending)
+            s->pending->all_prev = p;
+        s->pending = p;
     }
     return p;
 }
 
 void lm__net_pending_free(struct lm__net_pending *p)
 {
-    if (p) {
-        lm_free(p->text);
-        lm_free(p);
-    }
+    if (!p)
+        return;
+    if (p->all_prev)
+        p->all_prev->all_next = p->all_next;
+    else
+        p->s->pending = p->all_next;
+    if (p->all_next)
+        p->all_next->all_prev = p->all_prev;
+    lm_free(p->text);
+    lm_free(p);
 }
 
 void lm__net_outcome_error(struct lm_error *err, int rc, const char *message)
@@ -754,6 +764,11 @@ static void finish(lm_net_server *s)
     if (s->destroyed)
         return;
     s->destroyed = true;
+    /* every session goes with the context: outcomes still to come have no one to
+     * answer (the sessions orphan their own ops as they close; this covers any that
+     * lws would free without a close callback) */
+    for (struct lm__net_pending *p = s->pending; p; p = p->all_next)
+        p->owner = NULL;
     lws_context_destroy(s->ctx); /* completes on the loop; then lws sets s->ctx NULL */
     uv_close((uv_handle_t *)&s->notify_timer, handle_closed);
     uv_close((uv_handle_t *)&s->stop_timer, handle_closed);
