@@ -162,48 +162,65 @@ static void brick_array_free(struct lm__brick **bricks, const struct lm_schema *
     lm_free(bricks);
 }
 
-#define KEY_RUN 256u /* keys are handed to vox_add_rows in runs of this many rows */
-#define PREFETCH 24u /* rows ahead: slot table; half as far: the aggregate */
+#define KEY_RUN 256u /* rows are handed to vox_add_rows in runs of at most this many */
+#define PREFETCH 16u /* rows ahead whose slot table or aggregate is prefetched */
 
-/* Adds `count` rows to their voxels and to the chunk totals: the k-th is row first +
- * rows[k] (first + k if rows is NULL) with local voxel key key[k]; their bricks have
- * room (reserved). Sums are taken row by row in that order. Each voxel is usually cold
- * (one sample per voxel is common): the slot table and then the aggregate of a row
- * ahead are prefetched. */
+/* Adds `count` (<= KEY_RUN) rows to their voxels and to the chunk totals: the k-th is
+ * row first + rows[k] (first + k if rows is NULL) with local voxel key key[k]; their
+ * bricks have room (reserved). Sums are taken row by row in that order. Each voxel is
+ * usually cold (one sample per voxel is common), so the run is done in two passes:
+ * find (or create) every row's aggregate with the slot tables prefetched ahead, then
+ * add the rows with their aggregates prefetched ahead. */
 static void vox_add_rows(struct lm_chunk *c, const struct lm_schema *s, uint32_t first,
                          const uint32_t *rows, uint32_t count, const uint32_t *key)
 {
-    double tot[4] = {c->sum_r, c->sum_g, c->sum_b, c->sum_i}, tsh[3][4];
-    memcpy(tsh, c->sh, sizeof tsh);
+    struct lm__voxel_agg *agg[KEY_RUN];
     for (uint32_t k = 0; k < count; k++) {
         if (k + PREFETCH < count) {
             uint32_t kk = key[k + PREFETCH];
             __builtin_prefetch(&c->bricks[brick_of(s, kk)]->slot[slot_of(s, kk)], 1);
         }
-        if (k + PREFETCH / 2 < count) {
-            uint32_t kk = key[k + PREFETCH / 2];
-            const struct lm__brick *pb = c->bricks[brick_of(s, kk)];
-            uint16_t ps = pb->slot[slot_of(s, kk)];
-            const char *pa = (const char *)&pb->agg[ps ? ps - 1u : pb->n];
-            __builtin_prefetch(pa, 1);
-            __builtin_prefetch(pa + sizeof(struct lm__voxel_agg) - 1, 1);
-        }
-        uint32_t i = first + (rows ? rows[k] : k), slot = slot_of(s, key[k]);
+        uint32_t slot = slot_of(s, key[k]);
         struct lm__brick *br = c->bricks[brick_of(s, key[k])];
-        struct lm__voxel_agg *a;
         if (br->slot[slot]) {
-            a = &br->agg[br->slot[slot] - 1];
+            agg[k] = &br->agg[br->slot[slot] - 1];
         } else {
-            a = &br->agg[br->n++];
+            struct lm__voxel_agg *a = agg[k] = &br->agg[br->n++];
             memset(a, 0, sizeof *a);
             a->key = key[k] + 1;
             br->slot[slot] = (uint16_t)br->n;
             c->vox_n++;
         }
+    }
+    /* the rows' directions, decoded in a loop of their own (it vectorises) */
+    uint16_t du[2][KEY_RUN];
+    float dv[3][KEY_RUN];
+    for (uint32_t k = 0; k < count; k++) {
+        uint32_t i = first + (rows ? rows[k] : k);
+        du[0][k] = c->dir[2 * i];
+        du[1][k] = c->dir[2 * i + 1];
+    }
+    for (uint32_t k = 0; k < count; k++) {
+        const uint16_t in[2] = {du[0][k], du[1][k]};
+        float d[3];
+        lm__oct_decode(in, d);
+        dv[0][k] = d[0];
+        dv[1][k] = d[1];
+        dv[2][k] = d[2];
+    }
+    double tot[4] = {c->sum_r, c->sum_g, c->sum_b, c->sum_i}, tsh[3][4];
+    memcpy(tsh, c->sh, sizeof tsh);
+    for (uint32_t k = 0; k < count; k++) {
+        if (k + PREFETCH < count) {
+            const char *pa = (const char *)agg[k + PREFETCH];
+            __builtin_prefetch(pa, 1);
+            __builtin_prefetch(pa + sizeof(struct lm__voxel_agg) - 1, 1);
+        }
+        uint32_t i = first + (rows ? rows[k] : k);
+        struct lm__voxel_agg *a = agg[k];
         float col[3] = {colour_decode(c->r[i]), colour_decode(c->g[i]),
                         colour_decode(c->b[i])};
-        float d[3], y[4];
-        lm__oct_decode(&c->dir[2 * i], d);
+        float d[3] = {dv[0][k], dv[1][k], dv[2][k]}, y[4];
         lm_sh_basis(d, y);
         float in = c->intensity[i];
         a->count++;
@@ -297,12 +314,14 @@ static int bricks_build(struct lm_chunk *c, const struct lm_schema *s,
 }
 
 /* Gives back brick room reserved for rows that turned out to share voxels. Best
- * effort: a failed shrink keeps the larger (valid) array. */
-static void bricks_fit(struct lm_chunk *c, const struct lm_schema *s)
+ * effort: a failed shrink keeps the larger (valid) array. While a chunk grows (not
+ * tight) only room beyond what growth by doubling leaves is given back: shrinking
+ * to fit after every merge would regrow (copy) the arrays on the next insert. */
+static void bricks_fit(struct lm_chunk *c, const struct lm_schema *s, bool tight)
 {
     for (uint32_t i = 0, nb = lm__chunk_n_bricks(s); i < nb; i++) {
         struct lm__brick *br = c->bricks[i];
-        if (!br || br->cap <= br->n + br->n / 8)
+        if (!br || br->cap <= br->n + (tight ? br->n / 8 : br->n + 64))
             continue;
         struct lm__voxel_agg *agg = lm_realloc(br->agg, (br->n ? br->n : 1) * sizeof *agg);
         if (agg) {
@@ -320,7 +339,7 @@ static void bricks_fill(struct lm_chunk *c, const struct lm_schema *s, struct lm
     c->vox_n = 0;
     totals_reset(c);
     rows_add(c, s, 0, c->n);
-    bricks_fit(c, s);
+    bricks_fit(c, s, true);
 }
 
 int lm__chunk_recompute(struct lm_chunk *c, const struct lm_schema *s)
@@ -743,8 +762,10 @@ int lm__chunk_compact(struct lm_chunk *c, const struct lm_schema *s, bool force)
     if (!force && (m <= TAIL_MIN || m <= n_sorted / 4))
         return 0;
     if (m == 0) {
-        if (force)
+        if (force) {
+            bricks_fit(c, s, true);
             columns_fit(c, s);
+        }
         return 0;
     }
     /* everything that can fail comes first; the chunk changes only after it */
@@ -789,7 +810,7 @@ int lm__chunk_compact(struct lm_chunk *c, const struct lm_schema *s, bool force)
         gather_rows(col, tmp, cols[k].size, perm, span);
     }
     c->n_sorted = c->n;
-    bricks_fit(c, s);
+    bricks_fit(c, s, force);
     if (force)
         columns_fit(c, s);
     drop_index(c);
