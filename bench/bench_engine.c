@@ -1,11 +1,14 @@
 /* bench_engine.c - engine core figures beside the libraries a user would pick instead:
  * ingest, box query latency, full-scan filter+aggregate vs a memory sum, kNN vs
  * nanoflann, voxel reads vs OpenVDB, bytes per sample. Single thread throughout.
- * Usage: bench_engine [--quick]   (--quick: 1M points only, for smoke runs) */
+ * Usage: bench_engine [--quick]   (--quick: 1M points only, for smoke runs)
+ *        bench_engine --ingest N  (ingest of N uniform samples only, batches of 10k and
+ *                                  100k, best of 3 by wall and by CPU time) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "anchors.h"
@@ -76,13 +79,15 @@ static struct lm_batch batch_of(const struct cols *c, size_t first, size_t n)
                              .intensity = c->in + first, .t = c->t + first};
 }
 
-static lm_db *open_db(const char *field, float voxel)
+/* checkpoint_bytes 0: the default (a checkpoint after every 64 MiB of log) */
+static lm_db *open_db_with(const char *field, float voxel, uint64_t checkpoint_bytes)
 {
     char *dir = strdup(dir_template);
     if (!mkdtemp(dir))
         return NULL;
     lm_db *db;
-    struct lm_db_opts o = {.create = true, .sync = LM_SYNC_NONE};
+    struct lm_db_opts o = {.create = true, .sync = LM_SYNC_NONE,
+                           .checkpoint_bytes = checkpoint_bytes};
     if (lm_db_open(dir, &o, &db, NULL))
         return NULL;
     struct lm_field_opts fo = {.voxel_size = voxel, .chunk_edge = 32};
@@ -90,6 +95,11 @@ static lm_db *open_db(const char *field, float voxel)
         return NULL;
     free(dir);
     return db;
+}
+
+static lm_db *open_db(const char *field, float voxel)
+{
+    return open_db_with(field, voxel, 0);
 }
 
 /* ---------------------------------------------------------------- ingest */
@@ -116,6 +126,56 @@ static lm_db *bench_ingest(const struct cols *c, size_t batch, const char *label
     const char *row[] = {label, a, s, r, NULL};
     bench_table_row(row);
     return db;
+}
+
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Ingest only: best of 3 fresh databases per batch size, by wall and by CPU time (the
+ * machine may be shared; CPU time is the steadier figure); with the default
+ * checkpoints (as the full run) and with none during the run (lm_insert alone). */
+static int ingest_only(size_t n)
+{
+    struct cols c;
+    cols_alloc(&c, n);
+    cols_uniform(&c, 100.0f);
+    const char *cols[] = {"samples", "batch", "checkpoints", "best wall M/s", "best CPU M/s",
+                          NULL};
+    bench_table_header("Ingest (lm_insert, in memory, log without sync), best of 3", cols);
+    const size_t batches[] = {10000, 100000, 100000};
+    for (int k = 0; k < 3; k++) {
+        double best_wall = 1e30, best_cpu = 1e30;
+        for (int rep = 0; rep < 3; rep++) {
+            lm_db *db = open_db_with("f", 1.0f, k < 2 ? 0 : UINT64_MAX);
+            double t0 = bench_now(), c0 = cpu_now();
+            for (size_t first = 0; first < n; first += batches[k]) {
+                struct lm_batch b = batch_of(&c, first, n - first < batches[k] ? n - first
+                                                                                : batches[k]);
+                struct lm_error e;
+                if (lm_insert(db, "f", &b, NULL, &e)) {
+                    fprintf(stderr, "insert failed: %s\n", e.message);
+                    return 1;
+                }
+            }
+            double wall = bench_now() - t0, cpu = cpu_now() - c0;
+            best_wall = wall < best_wall ? wall : best_wall;
+            best_cpu = cpu < best_cpu ? cpu : best_cpu;
+            lm_db_close(db);
+        }
+        char a[32], b[32], w[32], p[32];
+        snprintf(a, sizeof a, "%zu", n);
+        snprintf(b, sizeof b, "%zu", batches[k]);
+        cell(w, sizeof w, "%.2f", (double)n / best_wall / 1e6);
+        cell(p, sizeof p, "%.2f", (double)n / best_cpu / 1e6);
+        const char *row[] = {a, b, k < 2 ? "every 64 MiB of log" : "none", w, p, NULL};
+        bench_table_row(row);
+    }
+    cols_free(&c);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- queries */
@@ -344,6 +404,8 @@ static void bench_voxels(size_t n_vox)
 
 int main(int argc, char **argv)
 {
+    if (argc > 2 && !strcmp(argv[1], "--ingest"))
+        return ingest_only((size_t)strtoull(argv[2], NULL, 10));
     bool quick = argc > 1 && !strcmp(argv[1], "--quick");
     printf("# LumaDB engine benchmark (single thread)\n");
     size_t sizes[2] = {1000000, 10000000};

@@ -85,6 +85,36 @@ static inline uint32_t lm__chunk_n_bricks(const struct lm_schema *s)
     return nb * nb * nb;
 }
 
+/* Local voxel key x | y << 8 | z << 16 of voxel (vx, vy, vz) inside its chunk: the low
+ * log2_edge bits of each voxel coordinate (the chunk is the high bits). */
+static inline uint32_t lm__vkey(int64_t vx, int64_t vy, int64_t vz, uint32_t log2_edge)
+{
+    uint32_t m = (1u << log2_edge) - 1;
+    return ((uint32_t)vx & m) | ((uint32_t)vy & m) << 8 | ((uint32_t)vz & m) << 16;
+}
+
+/* A validated batch with the per-row values its insert computes once (field.c), for
+ * batch row j: vkey[j] its local voxel key; dir[2j..2j+1] its octahedral direction
+ * (dir NULL: the batch has none, rows get +z); group[j] the number of its chunk among
+ * the batch's chunks; rank[j] its place among that chunk's rows in batch order.
+ * Borrowed, not owned. */
+struct lm__staged {
+    const struct lm_batch *b;
+    const uint32_t *vkey;
+    const uint16_t *dir;
+    const uint32_t *group;
+    const uint32_t *rank;
+};
+
+/* The rows a staged batch adds to one chunk: tail row c->n + r is batch row
+ * batch_row[r] (r < count, batch order); by_brick lists the same r ordered by brick,
+ * stably (lm__chunk_order_rows). Borrowed. */
+struct lm__chunk_rows {
+    uint32_t count;
+    const uint32_t *batch_row;
+    const uint32_t *by_brick;
+};
+
 /* The chunk's kd-tree over rows [0, n_sorted), built on first use; NULL when the chunk
  * has no sorted rows or the build ran out of memory (callers then scan). Safe under the
  * read lock: concurrent first uses are serialised by kd_lock. */
@@ -95,23 +125,25 @@ size_t lm__type_size(enum lm_type t);
 struct lm_chunk *lm__chunk_new(const int32_t coord[3], const struct lm_schema *s);
 void lm__chunk_free(struct lm_chunk *c, const struct lm_schema *s);
 
-/* Makes room for rows idx[0..count) of batch b (columns, bricks, voxel slots).
- * -ENOMEM leaves the chunk's content as it was (arrays may have grown). */
-int lm__chunk_reserve(struct lm_chunk *c, const struct lm_schema *s, const struct lm_batch *b,
-                      const uint32_t *idx, uint32_t count);
+/* Makes room for rows idx[0..count) of the staged batch (columns, bricks, voxel
+ * slots). -ENOMEM leaves the chunk's content as it was (arrays may have grown). */
+int lm__chunk_reserve(struct lm_chunk *c, const struct lm_schema *s,
+                      const struct lm__staged *st, const uint32_t *idx, uint32_t count);
 
-/* Appends validated rows idx[0..count) of batch to the tail. Never fails after a
- * successful lm__chunk_reserve(c, s, count). Directions are normalised by the caller
- * into dir_norm (3 per batch row, or NULL for the default). */
-void lm__chunk_append(struct lm_chunk *c, const struct lm_schema *s,
-                      const struct lm_batch *b, const float *dir_norm,
-                      const uint32_t *idx, uint32_t count);
+/* Appends every row of the staged batch to the tail of chunk[st->group[j]], in batch
+ * order (rows[g] describes chunk[g]'s share). Columns are filled one at a time in one
+ * pass over the batch; voxels are then updated chunk by chunk in brick order. Never
+ * fails after a successful lm__chunk_reserve of every chunk's rows; base is scratch of
+ * n_chunks pointers. */
+void lm__chunk_append(struct lm_chunk *const *chunk, uint32_t n_chunks,
+                      const struct lm_schema *s, const struct lm__staged *st,
+                      const struct lm__chunk_rows *rows, void **base);
 
-/* Reorders idx[0..count) (rows of batch b falling in chunk `coord`) by brick, so that
- * appending them updates one brick's aggregates at a time. scratch must hold
- * count + lm__chunk_n_bricks(s) + 1 entries. Never fails. */
-void lm__chunk_order_rows(const int32_t coord[3], const struct lm_schema *s,
-                          const struct lm_batch *b, uint32_t *idx, uint32_t count,
+/* Fills by_brick[0..count) with 0..count-1 ordered stably by the brick of voxel key
+ * vkey[batch_row[r]], so that appending updates one brick's aggregates at a time.
+ * scratch must hold count + lm__chunk_n_bricks(s) + 1 entries. Never fails. */
+void lm__chunk_order_rows(const struct lm_schema *s, const uint32_t *vkey,
+                          const uint32_t *batch_row, uint32_t *by_brick, uint32_t count,
                           uint32_t *scratch);
 
 /* Sorts the tail into the Morton-ordered rows and rebuilds the search index when the

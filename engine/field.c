@@ -15,6 +15,7 @@
 #include "alloc.h"
 #include "error.h"
 #include "morton.h"
+#include "octdir.h"
 #include "region.h"
 
 #define MAX_BATCH (1u << 26)
@@ -398,21 +399,34 @@ static uint32_t coord_hash(const int32_t c[3], uint32_t cap)
 
 struct lm__insert_plan {
     struct lm_field *f;
-    const struct lm_batch *b;
-    uint32_t n, n_groups;
-    float *dir;              /* normalised directions, 3 per row, or NULL */
-    uint32_t *order;         /* rows grouped by chunk, each group in brick order */
+    uint32_t n, n_groups;    /* a group is the batch's rows in one chunk */
+    struct lm__staged st;    /* the batch with the per-row values below */
+    uint32_t *vkey;          /* local voxel key per row */
+    uint16_t *dir;           /* octahedral directions, 2 per row, or NULL */
+    uint32_t *group, *rank;  /* per row: its group, its place in the group */
+    uint32_t *order;         /* rows grouped by chunk, batch order in a group */
+    uint32_t *by_brick;      /* per group, its places in brick order */
     uint32_t *g_start;       /* group g is order[g_start[g] .. g_start[g + 1]) */
     struct lm__onode **g_leaf;
+    struct lm_chunk **g_chunk;
+    struct lm__chunk_rows *g_rows;
+    void **g_base;           /* scratch for lm__chunk_append */
     bool *g_new;             /* chunk created by this plan (removed on abort) */
 };
 
 static void plan_free(struct lm__insert_plan *p)
 {
+    lm_free(p->vkey);
     lm_free(p->dir);
+    lm_free(p->group);
+    lm_free(p->rank);
     lm_free(p->order);
+    lm_free(p->by_brick);
     lm_free(p->g_start);
     lm_free(p->g_leaf);
+    lm_free(p->g_chunk);
+    lm_free(p->g_rows);
+    lm_free(p->g_base);
     lm_free(p->g_new);
     lm_free(p);
 }
@@ -421,7 +435,7 @@ void lm__field_insert_abort(struct lm__insert_plan *p)
 {
     if (!p)
         return;
-    for (uint32_t g = 0; g < p->n_groups; g++) {
+    for (uint32_t g = 0; p->g_leaf && p->g_new && g < p->n_groups; g++) {
         if (p->g_new[g] && p->g_leaf[g]) {
             struct lm_chunk *c = p->g_leaf[g]->chunk;
             lm__octree_remove(&p->f->tree, p->g_leaf[g]);
@@ -431,75 +445,117 @@ void lm__field_insert_abort(struct lm__insert_plan *p)
     plan_free(p);
 }
 
+/* Normalised in double, stored octahedral: the row's direction from here on. */
+static void encode_directions(const struct lm_batch *b, uint16_t *restrict out)
+{
+    const float *restrict dx = b->dx, *restrict dy = b->dy, *restrict dz = b->dz;
+    for (size_t i = 0, n = b->n; i < n; i++) {
+        double d[3] = {dx[i], dy[i], dz[i]};
+        double l = sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]);
+        float u[3] = {(float)(d[0] / l), (float)(d[1] / l), (float)(d[2] / l)};
+        lm__oct_encode(u, &out[2 * i]);
+    }
+}
+
+/* Groups the rows by chunk: p->group, p->n_groups and the group sizes in g_start
+ * (shifted by one, for the prefix sum), from each row's chunk coordinates. A small hash
+ * map; runs of rows in one chunk skip it. */
+static int group_rows(struct lm__insert_plan *p, const int32_t *row_chunk)
+{
+    struct group_map gm = {.cap = 16};
+    while (gm.cap < 2u * p->n)
+        gm.cap <<= 1;
+    gm.coord = lm_alloc((size_t)gm.cap * 3 * sizeof *gm.coord);
+    gm.group = lm_calloc(gm.cap, sizeof *gm.group);
+    if (!gm.coord || !gm.group) {
+        lm_free(gm.coord);
+        lm_free(gm.group);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < p->n; i++) {
+        const int32_t *cc = &row_chunk[3 * i];
+        if (i && !memcmp(cc, cc - 3, 3 * sizeof *cc)) {
+            p->group[i] = p->group[i - 1];
+        } else {
+            uint32_t h = coord_hash(cc, gm.cap);
+            while (gm.group[h] && memcmp(&gm.coord[3 * h], cc, 3 * sizeof *cc))
+                h = (h + 1) & (gm.cap - 1);
+            if (!gm.group[h]) {
+                memcpy(&gm.coord[3 * h], cc, 3 * sizeof *cc);
+                gm.group[h] = ++p->n_groups;
+            }
+            p->group[i] = gm.group[h] - 1;
+        }
+        p->g_start[p->group[i] + 1]++;
+    }
+    lm_free(gm.coord);
+    lm_free(gm.group);
+    return 0;
+}
+
 int lm__field_insert_prepare(struct lm_field *f, const struct lm_batch *b,
                              struct lm__insert_plan **out, struct lm_error *err)
 {
     const struct lm_schema *s = &f->schema;
-    uint32_t n = (uint32_t)b->n;
+    uint32_t n = (uint32_t)b->n, ng;
     struct lm__insert_plan *p = lm_calloc(1, sizeof *p);
     int32_t *row_chunk = NULL;
-    uint32_t *row_group = NULL, *scratch = NULL;
-    struct group_map gm = {0};
+    uint32_t *scratch = NULL;
     if (!p)
         goto nomem;
     p->f = f;
-    p->b = b;
     p->n = n;
-    gm.cap = 16;
-    while (gm.cap < 2u * n)
-        gm.cap <<= 1;
     row_chunk = lm_alloc(((size_t)n + 1) * 3 * sizeof *row_chunk);
-    row_group = lm_alloc(((size_t)n + 1) * sizeof *row_group);
-    gm.coord = lm_alloc((size_t)gm.cap * 3 * sizeof *gm.coord);
-    gm.group = lm_calloc(gm.cap, sizeof *gm.group);
+    p->vkey = lm_alloc(((size_t)n + 1) * sizeof *p->vkey);
+    p->group = lm_alloc(((size_t)n + 1) * sizeof *p->group);
+    p->rank = lm_alloc(((size_t)n + 1) * sizeof *p->rank);
     p->order = lm_alloc(((size_t)n + 1) * sizeof *p->order);
+    p->by_brick = lm_alloc(((size_t)n + 1) * sizeof *p->by_brick);
     p->g_start = lm_calloc((size_t)n + 2, sizeof *p->g_start);
-    p->g_leaf = lm_calloc((size_t)n + 1, sizeof *p->g_leaf);
-    p->g_new = lm_calloc((size_t)n + 1, sizeof *p->g_new);
-    if (!row_chunk || !row_group || !gm.coord || !gm.group || !p->order || !p->g_start ||
-        !p->g_leaf || !p->g_new)
+    if (!row_chunk || !p->vkey || !p->group || !p->rank || !p->order || !p->by_brick ||
+        !p->g_start)
         goto nomem;
     if (b->dx) {
-        if (!(p->dir = lm_alloc((size_t)n * 3 * sizeof *p->dir)))
+        if (!(p->dir = lm_alloc((size_t)n * 2 * sizeof *p->dir)))
             goto nomem;
-        for (uint32_t i = 0; i < n; i++) {
-            double d[3] = {b->dx[i], b->dy[i], b->dz[i]};
-            double l = sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]);
-            for (int a = 0; a < 3; a++)
-                p->dir[3 * i + a] = (float)(d[a] / l);
-        }
+        encode_directions(b, p->dir);
     }
-    /* Group rows by chunk with a small hash map, then counting-sort them. */
+    /* Every row's voxel, once: its chunk and its local voxel key. */
     for (uint32_t i = 0; i < n; i++) {
-        int32_t *cc = &row_chunk[3 * i];
-        cc[0] = lm_chunk_of(lm_voxel_of(b->x[i], s->inv_voxel), s->log2_edge);
-        cc[1] = lm_chunk_of(lm_voxel_of(b->y[i], s->inv_voxel), s->log2_edge);
-        cc[2] = lm_chunk_of(lm_voxel_of(b->z[i], s->inv_voxel), s->log2_edge);
-        uint32_t h = coord_hash(cc, gm.cap);
-        while (gm.group[h] && memcmp(&gm.coord[3 * h], cc, 3 * sizeof *cc))
-            h = (h + 1) & (gm.cap - 1);
-        if (!gm.group[h]) {
-            memcpy(&gm.coord[3 * h], cc, 3 * sizeof *cc);
-            gm.group[h] = ++p->n_groups;
-        }
-        row_group[i] = gm.group[h] - 1;
-        p->g_start[row_group[i] + 1]++;
+        int64_t v[3] = {lm_voxel_of(b->x[i], s->inv_voxel), lm_voxel_of(b->y[i], s->inv_voxel),
+                        lm_voxel_of(b->z[i], s->inv_voxel)};
+        for (int a = 0; a < 3; a++)
+            row_chunk[3 * i + a] = lm_chunk_of(v[a], s->log2_edge);
+        p->vkey[i] = lm__vkey(v[0], v[1], v[2], s->log2_edge);
     }
-    for (uint32_t g = 0; g < p->n_groups; g++)
-        p->g_start[g + 1] += p->g_start[g];
-    /* row_group becomes the fill cursor per group (it is no longer needed per row) */
-    scratch = lm_alloc(((size_t)p->n_groups + 1) * sizeof *scratch);
-    if (!scratch)
+    if (group_rows(p, row_chunk))
         goto nomem;
-    memcpy(scratch, p->g_start, p->n_groups * sizeof *scratch);
-    for (uint32_t i = 0; i < n; i++)
-        p->order[scratch[row_group[i]]++] = i;
-    lm_free(scratch);
-    scratch = NULL;
+    ng = p->n_groups;
+    p->g_leaf = lm_calloc(ng, sizeof *p->g_leaf);
+    p->g_chunk = lm_calloc(ng, sizeof *p->g_chunk);
+    p->g_rows = lm_calloc(ng, sizeof *p->g_rows);
+    p->g_base = lm_calloc(ng, sizeof *p->g_base);
+    p->g_new = lm_calloc(ng, sizeof *p->g_new);
+    scratch = lm_alloc(((size_t)n + lm__chunk_n_bricks(s) + 1) * sizeof *scratch);
+    if (!p->g_leaf || !p->g_chunk || !p->g_rows || !p->g_base || !p->g_new || !scratch)
+        goto nomem;
+    /* Counting sort by group, stable: order, and each row's rank in its group. */
+    for (uint32_t g = 0; g < ng; g++)
+        p->g_start[g + 1] += p->g_start[g];
+    memcpy(scratch, p->g_start, ng * sizeof *scratch);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t at = scratch[p->group[i]]++;
+        p->order[at] = i;
+        p->rank[i] = at - p->g_start[p->group[i]];
+    }
+    p->st = (struct lm__staged){.b = b, .vkey = p->vkey, .dir = p->dir, .group = p->group,
+                                .rank = p->rank};
     /* Find or create every chunk and reserve room; nothing visible changes (new
      * chunks are empty, which queries skip). */
-    for (uint32_t g = 0; g < p->n_groups; g++) {
-        const int32_t *cc = &row_chunk[3 * p->order[p->g_start[g]]];
+    for (uint32_t g = 0; g < ng; g++) {
+        const uint32_t *rows = &p->order[p->g_start[g]];
+        uint32_t count = p->g_start[g + 1] - p->g_start[g];
+        const int32_t *cc = &row_chunk[3 * rows[0]];
         struct lm__onode *leaf = lm__octree_find(&f->tree, cc);
         if (!leaf) {
             struct lm_chunk *c = lm__chunk_new(cc, s);
@@ -510,30 +566,21 @@ int lm__field_insert_prepare(struct lm_field *f, const struct lm_batch *b,
             p->g_new[g] = true;
         }
         p->g_leaf[g] = leaf;
-        if (lm__chunk_reserve(leaf->chunk, s, b, &p->order[p->g_start[g]],
-                              p->g_start[g + 1] - p->g_start[g]))
+        p->g_chunk[g] = leaf->chunk;
+        if (lm__chunk_reserve(leaf->chunk, s, &p->st, rows, count))
             goto nomem;
+        /* voxels are updated in brick order: aggregate updates then stay in cache */
+        uint32_t *by_brick = &p->by_brick[p->g_start[g]];
+        lm__chunk_order_rows(s, p->vkey, rows, by_brick, count, scratch);
+        p->g_rows[g] = (struct lm__chunk_rows){count, rows, by_brick};
     }
-    /* Rows of a chunk in brick order: aggregate updates then stay in cache. */
-    scratch = lm_alloc(((size_t)n + lm__chunk_n_bricks(s) + 1) * sizeof *scratch);
-    if (!scratch)
-        goto nomem;
-    for (uint32_t g = 0; g < p->n_groups; g++)
-        lm__chunk_order_rows(p->g_leaf[g]->chunk->coord, s, b, &p->order[p->g_start[g]],
-                             p->g_start[g + 1] - p->g_start[g], scratch);
     lm_free(scratch);
     lm_free(row_chunk);
-    lm_free(row_group);
-    lm_free(gm.coord);
-    lm_free(gm.group);
     *out = p;
     return 0;
 nomem:
     lm_free(scratch);
     lm_free(row_chunk);
-    lm_free(row_group);
-    lm_free(gm.coord);
-    lm_free(gm.group);
     lm__field_insert_abort(p);
     return lm__fail(err, -ENOMEM, "out of memory inserting %u samples into '%s'", n, f->name);
 }
@@ -541,10 +588,9 @@ nomem:
 void lm__field_insert_commit(struct lm__insert_plan *p, uint64_t lsn)
 {
     struct lm_field *f = p->f;
+    lm__chunk_append(p->g_chunk, p->n_groups, &f->schema, &p->st, p->g_rows, p->g_base);
     for (uint32_t g = 0; g < p->n_groups; g++) {
-        struct lm_chunk *c = p->g_leaf[g]->chunk;
-        lm__chunk_append(c, &f->schema, p->b, p->dir, &p->order[p->g_start[g]],
-                         p->g_start[g + 1] - p->g_start[g]);
+        struct lm_chunk *c = p->g_chunk[g];
         c->lsn = lsn;
         lm__chunk_compact(c, &f->schema, false); /* best effort: a tail is valid */
         lm__octree_refresh(&f->tree, p->g_leaf[g]);

@@ -48,10 +48,19 @@ static inline void lm_morton_decode(uint64_t code, uint32_t *x, uint32_t *y, uin
     *z = lm_morton_compact(code >> 2);
 }
 
-/* Voxel coordinate of a world coordinate (invariant 1). */
+/* (int64_t)floor(x) for |x| < 2^62, without a libm call: truncation rounds toward
+ * zero, so it is one too high exactly when it lands above x. */
+static inline int64_t lm_floor_i64(double x)
+{
+    int64_t t = (int64_t)x;
+    return t - ((double)t > x);
+}
+
+/* Voxel coordinate of a world coordinate (invariant 1). Stored and validated samples
+ * satisfy |p / voxel| < 2^39 (field.c), far inside lm_floor_i64's domain. */
 static inline int64_t lm_voxel_of(float p, double inv_voxel_size)
 {
-    return (int64_t)floor((double)p * inv_voxel_size);
+    return lm_floor_i64((double)p * inv_voxel_size);
 }
 
 /* Chunk coordinate of a voxel coordinate: floor division by 2^log2_edge. */

@@ -89,11 +89,31 @@ static void forward(enum codec c, const uint8_t *in, uint8_t *out, size_t n, siz
         }
         src = tmp;
     }
-    /* one output stream per byte position, each written in order */
-    for (size_t k = 0; k < size; k++) {
-        uint8_t *o = out + k * count;
-        for (size_t i = 0; i < count; i++)
-            o[i] = src[i * size + k];
+    /* one output stream per byte position, each written in order; one pass over the
+     * input, a value at a time (the mirror of inverse()) */
+    if (size == 4) {
+        uint8_t *o0 = out, *o1 = out + count, *o2 = out + 2 * count, *o3 = out + 3 * count;
+        for (size_t i = 0; i < count; i++) {
+            uint32_t v;
+            memcpy(&v, src + 4 * i, 4);
+            o0[i] = (uint8_t)v;
+            o1[i] = (uint8_t)(v >> 8);
+            o2[i] = (uint8_t)(v >> 16);
+            o3[i] = (uint8_t)(v >> 24);
+        }
+    } else if (size == 8) {
+        for (size_t i = 0; i < count; i++) {
+            uint64_t v;
+            memcpy(&v, src + 8 * i, 8);
+            for (size_t k = 0; k < 8; k++)
+                out[k * count + i] = (uint8_t)(v >> 8 * k);
+        }
+    } else {
+        for (size_t k = 0; k < size; k++) {
+            uint8_t *o = out + k * count;
+            for (size_t i = 0; i < count; i++)
+                o[i] = src[i * size + k];
+        }
     }
 }
 
