@@ -478,7 +478,7 @@ void lm__chunk_order_rows(const struct lm_schema *s, const uint32_t *vkey,
         by_brick[start[scratch[r]]++] = r;
 }
 
-/* dst[k] = src[idx[k]] for an element size of 1, 2, 4 or 8 bytes. */
+/* dst[k] = src[idx[k]] for an element size of 1, 4 or 8 bytes. */
 static void gather_rows(void *dst, const void *src, size_t size, const uint32_t *idx,
                         uint32_t count)
 {
@@ -486,10 +486,6 @@ static void gather_rows(void *dst, const void *src, size_t size, const uint32_t 
     case 1:
         for (uint32_t k = 0; k < count; k++)
             ((uint8_t *)dst)[k] = ((const uint8_t *)src)[idx[k]];
-        break;
-    case 2:
-        for (uint32_t k = 0; k < count; k++)
-            ((uint16_t *)dst)[k] = ((const uint16_t *)src)[idx[k]];
         break;
     case 4:
         for (uint32_t k = 0; k < count; k++)

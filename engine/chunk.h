@@ -146,8 +146,9 @@ void lm__chunk_order_rows(const struct lm_schema *s, const uint32_t *vkey,
                           const uint32_t *batch_row, uint32_t *by_brick, uint32_t count,
                           uint32_t *scratch);
 
-/* Sorts the tail into the Morton-ordered rows and rebuilds the search index when the
- * tail is large (or always with force). 0 or -ENOMEM (chunk still valid). */
+/* Merges the tail into the Morton-ordered rows (in place) and drops the search index
+ * when the tail outgrows a quarter of the sorted rows (or always with force, which also
+ * gives the arrays' spare room back). 0 or -ENOMEM (chunk still valid). */
 int lm__chunk_compact(struct lm_chunk *c, const struct lm_schema *s, bool force);
 
 /* Keeps rows whose keep[i] is true, in order; recomputes voxels, bounds and index.
