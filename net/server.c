@@ -95,8 +95,12 @@ void lm__net_outcome_error(struct lm_error *err, int rc, const char *message)
 
 enum method { M_OTHER, M_GET, M_POST, M_PUT };
 
+#define IDEMPOTENCY_KEY_MAX 128
+
 struct http_sess {
     struct lws *wsi;
+    char idem_key[IDEMPOTENCY_KEY_MAX + 1]; /* Idempotency-Key header; "" when none */
+    bool idem_too_long;
     struct lm__net_pending *pending; /* a write or read waiting on opts.writer */
     enum method method;
     enum lm_net_route route;
@@ -276,6 +280,18 @@ static void http_write_done(void *ctx, int rc, uint64_t index, uint64_t count, c
 static int http_replicate(struct lws *wsi, lm_net_server *s, struct http_sess *h,
                           const char *body, size_t blen, bool caught_up);
 
+/* The client id of an idempotency key: FNV-1a of the key, never 0. The replicated
+ * request table remembers the outcomes of the last 2048 clients, so of as many keys. */
+static uint64_t idempotency_client(const char *key)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *k = "lumadb idempotency key:"; *k; k++)
+        h = (h ^ (uint8_t)*k) * 0x100000001b3ull;
+    for (; *key; key++)
+        h = (h ^ (uint8_t)*key) * 0x100000001b3ull;
+    return h ? h : 1;
+}
+
 static void http_caught_up(void *ctx, int rc, const char *msg)
 {
     struct lm__net_pending *p = ctx;
@@ -325,8 +341,12 @@ static int http_replicate(struct lws *wsi, lm_net_server *s, struct http_sess *h
     if (p) {
         p->type = rec.type;
         p->samples = rec.samples;
-        rc = s->o.writer->write(s->o.writer->user, s->client_id, ++s->request_seq, rec.type,
-                                rec.payload, rec.n, http_write_done, p, &err);
+        /* With an Idempotency-Key the key names the request: a retry carrying it, to any
+         * node, gets the first outcome instead of writing again. */
+        uint64_t client = h->idem_key[0] ? idempotency_client(h->idem_key) : s->client_id;
+        uint64_t request = h->idem_key[0] ? 1 : ++s->request_seq;
+        rc = s->o.writer->write(s->o.writer->user, client, request, rec.type, rec.payload,
+                                rec.n, http_write_done, p, &err);
     }
     lm_free(rec.payload);
     return http_park(wsi, s, h, p, rc, &err);
@@ -408,6 +428,8 @@ static int http_handle(struct lws *wsi, lm_net_server *s, struct http_sess *h)
         return http_error(wsi, s, h, 404, "ENOTFOUND", "no such endpoint");
     if (h->method != want)
         return http_error(wsi, s, h, 405, "EMETHOD", "method not allowed on this endpoint");
+    if (h->idem_too_long)
+        return http_error(wsi, s, h, 400, "EBADARG", "Idempotency-Key is longer than 128 bytes");
     if (h->too_large) {
         char msg[96];
         snprintf(msg, sizeof msg, "request body exceeds %u bytes", s->o.max_body);
@@ -528,6 +550,11 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
                 h->method = methods[i].m;
         lws_get_peer_simple(wsi, h->addr, sizeof h->addr);
         h->authed = http_authed(s, wsi);
+        if (lws_hdr_custom_length(wsi, "idempotency-key:", 16) > IDEMPOTENCY_KEY_MAX)
+            h->idem_too_long = true;
+        else if (lws_hdr_custom_copy(wsi, h->idem_key, sizeof h->idem_key, "idempotency-key:",
+                                     16) < 0)
+            h->idem_key[0] = 0;
         http_route(h);
         if (s->stopping)
             return http_error(wsi, s, h, 503, "ESTOPPING", "the server is shutting down");

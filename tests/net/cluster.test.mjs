@@ -48,8 +48,8 @@ function start(n) {
   n.alive = true;
 }
 
-async function req(n, method, path, body, { token, timeout = 30000 } = {}) {
-  const headers = token ? { authorization: `Bearer ${token}` } : {};
+async function req(n, method, path, body, { token, timeout = 30000, headers: extra = {} } = {}) {
+  const headers = { ...(token ? { authorization: `Bearer ${token}` } : {}), ...extra };
   try {
     const r = await fetch(n.url + path, {
       method, headers, signal: AbortSignal.timeout(timeout),
@@ -210,6 +210,19 @@ try {
   // many writers at once through the followers: more than the forwarding threads
   const burst = await Promise.all(Array.from({ length: 48 }, (_, i) => write([F1, F2][i % 2], 10)));
   check(burst.every((x) => x.status === 200), `48 concurrent writes through the followers are all acknowledged (${burst.filter((x) => x.status === 200).length})`);
+
+  // a write retried with the same Idempotency-Key, through another node, applies once
+  const idem = batch(5);
+  const key = { 'idempotency-key': `test-${Date.now()}` };
+  const first = await req(F1, 'POST', '/v1/fields/rays/samples', idem, { token: TOKEN, headers: key });
+  const again = await req(F2, 'POST', '/v1/fields/rays/samples', idem, { token: TOKEN, headers: key });
+  if (first.status === 200) idem.k.forEach((k) => acked.add(k));
+  const idemCount = await req(F2, 'POST', '/v1/query?consistency=linearizable', 'SELECT count(*) FROM rays');
+  check(first.status === 200 && again.status === 200 && again.json.lsn === first.json.lsn &&
+    idemCount.json.rows[0][0] === acked.size,
+  `a write retried with its Idempotency-Key through another node gets the first answer (lsn ${first.json && first.json.lsn}) and applies once`);
+  const long = await req(F1, 'POST', '/v1/fields/rays/samples', batch(1), { token: TOKEN, headers: { 'idempotency-key': 'x'.repeat(200) } });
+  check(long.status === 400 && /Idempotency-Key/.test(long.json.error.message), 'an Idempotency-Key over 128 bytes is refused');
 
   // ---------------------------------------------------------------- linearizable reads
   let linOk = true;
