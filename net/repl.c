@@ -175,6 +175,7 @@ struct fence {
     struct raft_barrier req;
     lm_repl *r;
     uint64_t target;          /* item that must be applied first */
+    uint64_t deadline;        /* index waits: uv_now() past which they fail */
     lm_repl_done_cb cb;
     void *data;
     struct fence *next;
@@ -1139,7 +1140,31 @@ static void refresh_role(lm_repl *r)
     }
 }
 
-static void tick_cb(uv_timer_t *t) { refresh_role(t->data); }
+/* Index waits whose deadline passed fail: this node is not catching up (cut off from
+ * the leader, or far behind). */
+static void expire_index_waits(lm_repl *r)
+{
+    uint64_t now = uv_now(r->loop);
+    for (struct fence **at = &r->index_waits; *at;) {
+        struct fence *f = *at;
+        if (f->deadline > now) {
+            at = &f->next;
+            continue;
+        }
+        *at = f->next;
+        char why[160];
+        snprintf(why, sizeof why, "this node has not applied log index %llu in time",
+                 (unsigned long long)f->target);
+        f->cb(f->data, -ETIMEDOUT, why);
+        lm_free(f);
+    }
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+    refresh_role(t->data);
+    expire_index_waits(t->data);
+}
 
 /* ---------------------------------------------------------------- results */
 
@@ -1335,7 +1360,8 @@ int lm_repl_fence(lm_repl *r, lm_repl_done_cb cb, void *data)
     return 0;
 }
 
-int lm_repl_wait_index(lm_repl *r, uint64_t index, lm_repl_done_cb cb, void *data)
+int lm_repl_wait_index(lm_repl *r, uint64_t index, unsigned timeout_ms, lm_repl_done_cb cb,
+                       void *data)
 {
     if (r->closing)
         return LM_ECANCELED;
@@ -1356,6 +1382,7 @@ int lm_repl_wait_index(lm_repl *r, uint64_t index, lm_repl_done_cb cb, void *dat
     f->cb = cb;
     f->data = data;
     f->target = index;
+    f->deadline = uv_now(r->loop) + timeout_ms;
     struct fence **at = &r->index_waits; /* kept sorted: on_done pops from the front */
     while (*at && (*at)->target <= index)
         at = &(*at)->next;

@@ -144,10 +144,11 @@ int lm_repl_fence(lm_repl *r, lm_repl_done_cb cb, void *data);
 /* Waits until the database holds the effect of log entry `index` (db_index >= index):
  * cb(data, 0, "") then, at once when it already does (before this returns). With an
  * index a leader's fence returned (LM_WIRE_FENCE), a follower serves linearizable reads
- * itself (read-index). cb gets LM_ECANCELED when closing, LM_EFAILED when the node
- * failed meanwhile. Returns 0, or LM_ECANCELED / LM_EFAILED / -ENOMEM and cb is never
- * called. */
-int lm_repl_wait_index(lm_repl *r, uint64_t index, lm_repl_done_cb cb, void *data);
+ * itself (read-index). cb gets -ETIMEDOUT when timeout_ms passed first (checked every
+ * 10 ms), LM_ECANCELED when closing, LM_EFAILED when the node failed meanwhile. Returns
+ * 0, or LM_ECANCELED / LM_EFAILED / -ENOMEM and cb is never called. */
+int lm_repl_wait_index(lm_repl *r, uint64_t index, unsigned timeout_ms, lm_repl_done_cb cb,
+                       void *data);
 
 /* The highest log index whose effect is in the database. */
 uint64_t lm_repl_db_index(lm_repl *r);

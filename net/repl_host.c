@@ -133,7 +133,8 @@ static void forward_settled(struct job *j)
         j->rc = LM_ECANCELED;
         snprintf(j->message, sizeof j->message, "the server is shutting down");
     }
-    int rc = j->rc ? j->rc : lm_repl_wait_index(j->h->repl, j->index, fence_waited, j);
+    int rc = j->rc ? j->rc : lm_repl_wait_index(j->h->repl, j->index, j->h->deadline_ms,
+                                                      fence_waited, j);
     if (rc) {
         j->ready(j->ctx, rc, j->rc ? j->message : lm_strerror(rc));
         job_free(j);
