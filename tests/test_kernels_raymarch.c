@@ -190,6 +190,16 @@ static bool exact_walk(const struct lm_ray_grid *g, const struct lm_ray *r,
     }
     if (hi - lo < MARGIN)
         return fabs(hi - lo) > MARGIN; /* a clear miss, or too close to call */
+    /* Where the walk starts, every axis but the one whose grid face it enters by must be
+     * clear of a cell plane in position, not only in time: the kernels round p to float
+     * and a start within an ulp of a plane starts in either cell. */
+    for (int a = 0; a < 3; a++) {
+        if (d[a] == 0 || (lo > 0 && a == lo_axis))
+            continue;
+        double q = p[a] + d[a] * lo, f = q - floor(q);
+        if (f < MARGIN || f > 1 - MARGIN)
+            return false;
+    }
     /* every plane crossing in (lo, hi), and the midpoint of each piece between them */
     double ts[4096];
     size_t nt = 0;
