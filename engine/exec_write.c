@@ -439,6 +439,20 @@ static int targets_get(struct lm__exec *ex, const struct wplan *pl, struct targe
     return LM_EINTERNAL;
 }
 
+/* Ends a DELETE or UPDATE: frees the targets, and on success reports `total` samples
+ * `verb` ("deleted", "updated"). */
+static int write_done(struct lm__exec *ex, const struct lm_lql_stmt *s, struct targets *t,
+                      int rc, uint64_t total, const char *verb, struct lm_exec_result **out)
+{
+    lm_free(t->keys.v);
+    if (!rc && !(rc = lm__result_new(s->kind, out))) {
+        (*out)->affected = total;
+        lm__result_message(*out, "%s %llu sample%s", verb, (unsigned long long)total,
+                           total == 1 ? "" : "s");
+    }
+    return rc == -ENOMEM ? oom(ex) : rc;
+}
+
 int lm__exec_delete(struct lm__exec *ex, const struct lm_lql_stmt *s,
                     struct lm_exec_result **out)
 {
@@ -460,13 +474,7 @@ int lm__exec_delete(struct lm__exec *ex, const struct lm_lql_stmt *s,
             rc = lm__exec_engine(ex, rc);
         total += n;
     }
-    lm_free(t.keys.v);
-    if (!rc && !(rc = lm__result_new(s->kind, out))) {
-        (*out)->affected = total;
-        lm__result_message(*out, "deleted %llu sample%s", (unsigned long long)total,
-                           total == 1 ? "" : "s");
-    }
-    return rc == -ENOMEM ? oom(ex) : rc;
+    return write_done(ex, s, &t, rc, total, "deleted", out);
 }
 
 int lm__exec_update(struct lm__exec *ex, const struct lm_lql_stmt *s,
@@ -505,13 +513,7 @@ int lm__exec_update(struct lm__exec *ex, const struct lm_lql_stmt *s,
             if (!counted && c == 0)
                 total += n;
         }
-    lm_free(t.keys.v);
-    if (!rc && !(rc = lm__result_new(s->kind, out))) {
-        (*out)->affected = total;
-        lm__result_message(*out, "updated %llu sample%s", (unsigned long long)total,
-                           total == 1 ? "" : "s");
-    }
-    return rc == -ENOMEM ? oom(ex) : rc;
+    return write_done(ex, s, &t, rc, total, "updated", out);
 }
 
 /* ---------------------------------------------------------------- EXPLAIN */
